@@ -1,0 +1,50 @@
+"""No graph changes: `RoutedChatModel` is a chat model that routes every call edge/cloud.
+
+    hera serve &
+    python examples/routed_chat_model_agent.py --edge-url http://127.0.0.1:PORT/v1
+
+Pass it wherever a LangChain chat model goes (here `langchain.agents.create_agent`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from langchain.agents import create_agent
+from langchain_core.tools import tool
+
+from langgraph_hera import RoutedChatModel, edge_chat_model
+from langgraph_hera.policies import RandomPolicy
+
+
+@tool
+def add(a: int, b: int) -> int:
+    """Add two integers."""
+    return a + b
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--edge-url", required=True)
+    parser.add_argument("--edge-model", default="smollm2-135m-instruct")
+    args = parser.parse_args()
+
+    edge = edge_chat_model(args.edge_url, args.edge_model, max_tokens=128)
+    if os.environ.get("OPENAI_API_KEY"):
+        from langchain_openai import ChatOpenAI
+
+        cloud = ChatOpenAI(model="gpt-4o", temperature=0)
+    else:  # no key: the edge plays both sides
+        cloud = edge_chat_model(args.edge_url, args.edge_model, max_tokens=128)
+    model = RoutedChatModel(edge=edge, cloud=cloud, policy=RandomPolicy(0.5, seed=0))
+    agent = create_agent(model, tools=[add])
+    out = agent.invoke({"messages": [("user", "What is 19 + 23? Use the add tool.")]})
+    print(out["messages"][-1].content)
+    for decision in model.route_log:
+        print(decision["step"], decision["target"], decision["reason"])
+    print(model.ledger.summary())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,70 @@
+"""Compiled langgraph-hera graphs for `langgraph dev` / LangGraph Server.
+
+Configuration through environment variables (nothing connects at import):
+
+- ``HERA_EDGE_URL`` / ``HERA_EDGE_MODEL``: the edge's OpenAI-compatible server
+  (default ``http://127.0.0.1:8000/v1`` serving ``smollm2-135m-instruct``, as `hera serve` does).
+- ``OPENAI_API_KEY`` and ``HERA_CLOUD_MODEL`` (default ``gpt-4o``): the cloud model. Without a
+  key, the text agent's cloud is the **expert stand-in** (an environment planner, not a model).
+- ``HERA_POLICY``: a registered policy name (default ``threshold``).
+
+Run ``langgraph dev --config graphs/langgraph.json`` from the repository root.
+"""
+
+from __future__ import annotations
+
+import os
+
+from langchain_core.tools import tool
+
+from langgraph_hera import create_hera_agent, create_text_agent, edge_chat_model
+from langgraph_hera.policies import get_policy
+
+EDGE_URL = os.environ.get("HERA_EDGE_URL", "http://127.0.0.1:8000/v1")
+EDGE_MODEL = os.environ.get("HERA_EDGE_MODEL", "smollm2-135m-instruct")
+POLICY = os.environ.get("HERA_POLICY", "threshold")
+
+
+def _cloud(text_agent: bool):  # noqa: ANN202 - returns a chat model
+    if os.environ.get("OPENAI_API_KEY"):
+        from langchain_openai import ChatOpenAI
+
+        return ChatOpenAI(model=os.environ.get("HERA_CLOUD_MODEL", "gpt-4o"), temperature=0)
+    if not text_agent:
+        # No key: the tool agent's "cloud" is the edge server too, clearly named as such.
+        return edge_chat_model(EDGE_URL, EDGE_MODEL, max_tokens=256)
+    from langgraph_hera.envs import ExpertChatModel
+    from langgraph_hera.routing.env_node import current_env
+
+    return ExpertChatModel(
+        oracle=lambda: current_env().expert_action(),
+        valid_actions=lambda: current_env().valid_actions,
+    )
+
+
+@tool
+def calculator(expression: str) -> str:
+    """Evaluate an arithmetic expression with + - * / and parentheses."""
+    allowed = set("0123456789+-*/(). ")
+    if not set(expression) <= allowed:
+        return f"error: only digits and + - * / ( ) are allowed, got {expression!r}"
+    try:
+        return str(eval(expression, {"__builtins__": {}}, {}))  # noqa: S307 - filtered above
+    except Exception as exc:  # the tool reports, the agent decides
+        return f"error: {exc}"
+
+
+hera_agent = create_hera_agent(
+    edge=edge_chat_model(EDGE_URL, EDGE_MODEL, max_tokens=256),
+    cloud=_cloud(text_agent=False),
+    tools=[calculator],
+    policy=get_policy(POLICY),
+    name="hera_agent",
+)
+
+hera_text_agent = create_text_agent(
+    edge=edge_chat_model(EDGE_URL, EDGE_MODEL, max_tokens=24),
+    cloud=_cloud(text_agent=True),
+    policy=get_policy(POLICY),
+    name="hera_text_agent",
+)

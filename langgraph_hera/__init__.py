@@ -1,0 +1,52 @@
+"""langgraph-hera: step-level edge/cloud routing for long-horizon LangGraph agents.
+
+Most steps of an agent run on a small edge model (vLLM, OpenAI-compatible); the cloud model runs
+only the steps a policy sends it. Import the pieces from here; policies live in
+`langgraph_hera.policies`.
+"""
+
+from typing import Any
+
+from langgraph_hera.accounting import CostLedger, ModelPrice, Pricing
+from langgraph_hera.models import ChatEdge, RoutedChatModel, edge_chat_model
+from langgraph_hera.policies import RouteInput, RoutingPolicy
+from langgraph_hera.routing import (
+    add_router,
+    create_hera_agent,
+    create_router_node,
+    create_text_agent,
+    route_by_decision,
+)
+from langgraph_hera.state import Decision, HeraContext, HeraState, LedgerEntry, Target
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ChatEdge",
+    "CostLedger",
+    "Decision",
+    "EdgeServer",
+    "HeraContext",
+    "HeraState",
+    "LedgerEntry",
+    "ModelPrice",
+    "Pricing",
+    "RouteInput",
+    "RoutedChatModel",
+    "RoutingPolicy",
+    "Target",
+    "add_router",
+    "create_hera_agent",
+    "create_router_node",
+    "create_text_agent",
+    "edge_chat_model",
+    "route_by_decision",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "EdgeServer":
+        from langgraph_hera.models import EdgeServer
+
+        return EdgeServer
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

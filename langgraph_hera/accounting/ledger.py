@@ -1,0 +1,151 @@
+"""The cost ledger: one entry per model call, fed by LangChain's ``usage_metadata``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from langchain_core.messages import BaseMessage
+
+from langgraph_hera.accounting.pricing import Pricing, edge_energy_joules
+from langgraph_hera.state import LedgerEntry
+
+#: SmolLM2-135M-Instruct, the embedded default edge model.
+DEFAULT_EDGE_PARAMS = 134.5e6
+
+
+def _usage(message: BaseMessage | None) -> tuple[int, int, int]:
+    """(input, cached, output) tokens from a message's ``usage_metadata`` (zeros if absent)."""
+    usage = getattr(message, "usage_metadata", None) or {}
+    details = usage.get("input_token_details") or {}
+    return (
+        int(usage.get("input_tokens", 0) or 0),
+        int(details.get("cache_read", 0) or 0),
+        int(usage.get("output_tokens", 0) or 0),
+    )
+
+
+def _model_name(message: BaseMessage | None, fallback: str) -> str:
+    meta = getattr(message, "response_metadata", None) or {}
+    return str(meta.get("model_name") or meta.get("model") or fallback)
+
+
+def entry_from_message(
+    message: BaseMessage | None,
+    *,
+    step: int,
+    target: str,
+    latency_ms: float,
+    pricing: Pricing | None = None,
+    model: str = "unknown",
+    edge_params: float = DEFAULT_EDGE_PARAMS,
+    ops_per_joule: float = 1.5e12,
+    error: str | None = None,
+) -> LedgerEntry:
+    """Build the ledger entry for one model call.
+
+    Cloud calls are priced with ``pricing``; edge calls cost no USD and are charged
+    edge energy E = 2N(n_p + n_d)/eta instead.
+
+    Args:
+        message: The model's reply (its ``usage_metadata`` is read); ``None`` for a failed call.
+        step: Agent step index.
+        target: ``"edge"``, ``"cloud"`` or ``"supervisor"``.
+        latency_ms: Wall time of the call.
+        pricing: Cloud prices (default GPT-4o list price).
+        model: Model name used when the reply does not name one.
+        edge_params: Edge model parameter count N.
+        ops_per_joule: Edge hardware efficiency eta.
+        error: The error of a failed call.
+    """
+    n_in, n_cached, n_out = _usage(message)
+    name = _model_name(message, model)
+    if target == "edge":
+        usd = 0.0
+        energy = edge_energy_joules(edge_params, n_in, n_out, ops_per_joule)
+    else:
+        usd = (pricing or Pricing()).cost(
+            name, input_tokens=n_in, output_tokens=n_out, cached_tokens=min(n_cached, n_in)
+        )
+        energy = 0.0
+    entry = LedgerEntry(
+        step=step,
+        target=target,
+        model=name,
+        input_tokens=n_in,
+        cached_tokens=n_cached,
+        output_tokens=n_out,
+        usd=usd,
+        energy_j=energy,
+        latency_ms=latency_ms,
+        ok=error is None,
+    )
+    if error is not None:
+        entry["error"] = error
+    return entry
+
+
+class CostLedger:
+    """A read-only view over ledger entries with totals per target.
+
+    Example:
+        >>> ledger = CostLedger(out["ledger"])
+        >>> ledger.cloud_usd, ledger.summary()["cloud_calls"]
+    """
+
+    def __init__(self, entries: Iterable[LedgerEntry] = ()) -> None:
+        self.entries: list[LedgerEntry] = list(entries)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def _select(self, target: str | None) -> list[LedgerEntry]:
+        return [e for e in self.entries if target is None or e["target"] == target]
+
+    def calls(self, target: str | None = None) -> int:
+        """Number of calls (failed ones included) to ``target`` (all targets if ``None``)."""
+        return len(self._select(target))
+
+    def tokens(self, target: str | None = None) -> dict[str, int]:
+        """Input / cached / output token totals for ``target``."""
+        sel = self._select(target)
+        return {
+            "input": sum(e["input_tokens"] for e in sel),
+            "cached": sum(e["cached_tokens"] for e in sel),
+            "output": sum(e["output_tokens"] for e in sel),
+        }
+
+    def usd(self, target: str | None = None) -> float:
+        """USD spent on ``target``."""
+        return sum(e["usd"] for e in self._select(target))
+
+    @property
+    def cloud_usd(self) -> float:
+        """USD spent on cloud calls, the supervisor included."""
+        return self.usd("cloud") + self.usd("supervisor")
+
+    @property
+    def cloud_calls(self) -> int:
+        """Calls to the cloud model, the supervisor included."""
+        return self.calls("cloud") + self.calls("supervisor")
+
+    @property
+    def energy_j(self) -> float:
+        """Estimated edge energy in joules."""
+        return sum(e["energy_j"] for e in self.entries)
+
+    def summary(self) -> dict[str, Any]:
+        """Totals as a flat dict (what `hera run` prints)."""
+        edge, cloud = self.calls("edge"), self.calls("cloud")
+        steps = edge + cloud
+        return {
+            "steps": steps,
+            "edge_calls": edge,
+            "cloud_calls": self.cloud_calls,
+            "cloud_share": cloud / steps if steps else 0.0,
+            "edge_tokens": sum(self.tokens("edge").values()) - self.tokens("edge")["cached"],
+            "cloud_tokens": sum(self.tokens("cloud").values()) - self.tokens("cloud")["cached"],
+            "cloud_usd": self.cloud_usd,
+            "edge_energy_j": self.energy_j,
+            "failed_calls": sum(not e["ok"] for e in self.entries),
+        }

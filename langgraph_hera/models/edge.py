@@ -1,0 +1,89 @@
+"""Chat models for the edge: an OpenAI-compatible client tuned for vLLM and llama.cpp servers."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlparse
+
+from langchain_core.language_models import LanguageModelInput
+from langchain_openai import ChatOpenAI
+
+
+class ChatEdge(ChatOpenAI):
+    """`ChatOpenAI` for vLLM / llama.cpp OpenAI-compatible servers, with their quirks handled.
+
+    - sends ``max_tokens`` (llama.cpp ignores ``max_completion_tokens``; vLLM takes both);
+    - sends ``""`` instead of ``null`` assistant content (llama.cpp answers 500 otherwise);
+    - always uses the Chat Completions API, and asks for usage in streams.
+    """
+
+    @property
+    def _llm_type(self) -> str:
+        return "hera-edge"
+
+    def _get_request_payload(
+        self, input_: LanguageModelInput, *, stop: list[str] | None = None, **kwargs: Any
+    ) -> dict:
+        payload = super()._get_request_payload(input_, stop=stop, **kwargs)
+        if "max_completion_tokens" in payload:
+            payload["max_tokens"] = payload.pop("max_completion_tokens")
+        for message in payload.get("messages", []):
+            if message.get("content") is None:
+                message["content"] = ""
+        return payload
+
+    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> Any:
+        params = super()._get_ls_params(stop=stop, **kwargs)
+        params["ls_provider"] = "openai-compatible"
+        return params
+
+
+def edge_chat_model(
+    base_url: str,
+    model: str,
+    *,
+    api_key: str = "EMPTY",
+    max_tokens: int = 256,
+    temperature: float = 0.0,
+    timeout: float = 120.0,
+    max_retries: int = 1,
+    **kwargs: Any,
+) -> ChatEdge:
+    """A chat model for an edge model behind a vLLM (or llama.cpp) OpenAI-compatible server.
+
+    Args:
+        base_url: The server's ``/v1`` URL, e.g. ``"http://127.0.0.1:8000/v1"``
+            (`EdgeServer.base_url`).
+        model: The served model name.
+        api_key: vLLM accepts any key unless started with ``--api-key``.
+        max_tokens: Generation cap per call.
+        temperature: Sampling temperature (0 = greedy, reproducible routing data).
+        timeout: Seconds per request (CPU servers answer first requests slowly).
+        max_retries: Client retries; low by default so a dead edge fails over to the cloud fast.
+        **kwargs: Passed to `ChatOpenAI`.
+
+    Raises:
+        ValueError: ``base_url`` is not an http(s) URL, or ``model`` is empty.
+
+    Example:
+        >>> edge = edge_chat_model("http://127.0.0.1:8000/v1", "Qwen/Qwen3-4B")
+    """
+    parsed = urlparse(base_url)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise ValueError(
+            f"base_url must be an http(s) URL like 'http://127.0.0.1:8000/v1', got {base_url!r}"
+        )
+    if not model:
+        raise ValueError("model must be the served model name, got an empty string")
+    return ChatEdge(
+        base_url=base_url,
+        model=model,
+        api_key=api_key,  # type: ignore[arg-type]
+        max_tokens=max_tokens,  # type: ignore[call-arg]
+        temperature=temperature,
+        timeout=timeout,
+        max_retries=max_retries,
+        stream_usage=True,
+        use_responses_api=False,
+        **kwargs,
+    )

@@ -1,0 +1,153 @@
+"""The routing-policy interface, the per-step input it sees, and the registry by name."""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, TypeVar
+
+from langgraph_hera.state import Decision, Target
+
+
+@dataclass
+class RouteInput:
+    """Everything a policy may look at for one step (cheap to build).
+
+    Attributes:
+        task: The task / user request.
+        step: Index of the step about to run (0-based).
+        observation: The last observation (environment text or last tool/user message).
+        last_action: The previous action or AI message text.
+        history: Targets of the previous steps, oldest first.
+        valid_actions: Valid actions (text-action environments); empty otherwise.
+        edge_action: The edge model's proposed action, when the edge ran first.
+        edge_logprob: Log-probability of that proposal, when the server returned one.
+        extra: Anything else a custom policy needs.
+    """
+
+    task: str = ""
+    step: int = 0
+    observation: str = ""
+    last_action: str = ""
+    history: list[str] = field(default_factory=list)
+    valid_actions: list[str] = field(default_factory=list)
+    edge_action: str | None = None
+    edge_logprob: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class RoutingPolicy(ABC):
+    """Decides, for each step, whether the edge or the cloud model runs it.
+
+    Subclasses implement `score` (higher means the step more likely needs the cloud) and
+    either set ``threshold`` or override `decide`. Policies must be cheap and side-effect free
+    at construction; anything heavy is loaded lazily.
+    """
+
+    #: Registry name (set by `register_policy`).
+    name: ClassVar[str] = "policy"
+    threshold: float | None = 0.5
+    #: Edge-first routing: the edge proposes its action before the policy decides, and the
+    #: policy sees the proposal and its logprob (text-action agents).
+    uses_edge_proposal: bool = False
+
+    @abstractmethod
+    def score(self, route_input: RouteInput) -> float:
+        """The step's score: higher means more likely to need the cloud."""
+
+    def reason(self, route_input: RouteInput, score: float, target: Target) -> str:
+        """A short human-readable reason for the decision."""
+        op = ">=" if target == "cloud" else "<"
+        return f"score {score:.3f} {op} threshold {self.threshold}"
+
+    def decide(self, route_input: RouteInput) -> Decision:
+        """Score the step and compare with the threshold (cloud when score >= threshold)."""
+        start = time.perf_counter()
+        s = float(self.score(route_input))
+        target: Target = "cloud" if self.threshold is not None and s >= self.threshold else "edge"
+        return Decision(
+            step=route_input.step,
+            target=target,
+            score=s,
+            threshold=self.threshold,
+            policy=self.name,
+            reason=self.reason(route_input, s, target),
+            latency_ms=(time.perf_counter() - start) * 1e3,
+        )
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(threshold={self.threshold!r})"
+
+
+_REGISTRY: dict[str, type[RoutingPolicy]] = {}
+P = TypeVar("P", bound=type[RoutingPolicy])
+
+
+def register_policy(name: str) -> Callable[[P], P]:
+    """Class decorator registering a policy under ``name`` (kebab-case)."""
+
+    def wrap(cls: P) -> P:
+        if name in _REGISTRY and _REGISTRY[name] is not cls:
+            raise ValueError(f"policy name {name!r} is already registered by {_REGISTRY[name]}")
+        cls.name = name
+        _REGISTRY[name] = cls
+        return cls
+
+    return wrap
+
+
+def available_policies() -> list[str]:
+    """Registered policy names, sorted."""
+    return sorted(_REGISTRY)
+
+
+def get_policy(name: str, **kwargs: Any) -> RoutingPolicy:
+    """Instantiate the policy registered as ``name``.
+
+    Raises:
+        ValueError: ``name`` is not registered (the message lists the registered ones).
+    """
+    cls = _REGISTRY.get(name)
+    if cls is None:
+        raise ValueError(f"unknown policy {name!r}; available: {', '.join(available_policies())}")
+    return cls(**kwargs)
+
+
+def check_fraction(name: str, value: float) -> float:
+    """Validate a probability / share in [0, 1]."""
+    if not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
+    return float(value)
+
+
+def calibrate_threshold(scores: Sequence[float], cloud_share: float) -> float:
+    """The threshold that sends ``cloud_share`` of ``scores`` to the cloud (score >= t).
+
+    RouteLLM calibrates its routers this way: pick the score quantile on a dev set so that the
+    wanted fraction of queries lands on the strong model.
+
+    Raises:
+        ValueError: Empty ``scores`` or a share outside [0, 1].
+    """
+    check_fraction("cloud_share", cloud_share)
+    if len(scores) == 0:
+        raise ValueError("cannot calibrate a threshold on an empty list of dev scores")
+    ordered = sorted((float(x) for x in scores), reverse=True)
+    k = round(cloud_share * len(ordered))
+    # Finite thresholds keep decisions JSON-serialisable (no Infinity in traces).
+    if k <= 0:
+        return ordered[0] + 1.0
+    if k >= len(ordered):
+        return ordered[-1]
+    if ordered[k - 1] > ordered[k]:
+        # Midway between the k-th highest score (sent to the cloud) and the next one.
+        return (ordered[k - 1] + ordered[k]) / 2.0
+    # Tied scores at the boundary cannot be split: take the cut whose share is closest.
+    tie = ordered[k]
+    above = sum(x > tie for x in ordered)
+    with_ties = sum(x >= tie for x in ordered)
+    if abs(with_ties - k) < abs(k - above) or above == 0:  # equal: the cheaper cut
+        return tie
+    return (tie + min(x for x in ordered if x > tie)) / 2.0

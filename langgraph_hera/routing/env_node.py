@@ -1,0 +1,180 @@
+"""The environment node of text-action agents: reset, step, and the per-step trajectory record."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any, Literal
+
+from langchain_core.messages import HumanMessage
+from langchain_core.runnables import RunnableConfig, RunnableLambda
+
+from langgraph_hera.envs.base import EnvStep, TextEnv
+from langgraph_hera.routing.router import current_context
+from langgraph_hera.state import context_value
+
+logger = logging.getLogger(__name__)
+
+#: Keys of one trajectory record (the `hera run` JSONL line adds episode fields).
+TRAJECTORY_FIELDS = (
+    "step",
+    "observation",
+    "valid_actions",
+    "target",
+    "policy",
+    "score",
+    "action",
+    "action_valid",
+    "action_logprob",
+    "next_observation",
+    "reward",
+    "done",
+    "success",
+    "input_tokens",
+    "output_tokens",
+    "usd",
+    "latency_ms",
+    "decision_ms",
+)
+
+# Environments created by the node itself (graphs served by `langgraph dev`, where the run
+# context cannot carry a Python object), keyed by thread id.
+_OWN_ENVS: dict[str, TextEnv] = {}
+_LOCK = threading.Lock()
+
+
+def _env_for(state: dict[str, Any], config: RunnableConfig) -> tuple[TextEnv, bool]:
+    env = context_value(current_context(), "env")
+    if env is not None:
+        return env, False
+    suite = state.get("suite")
+    if not suite:
+        raise ValueError(
+            "the env node needs an environment: pass context={'env': env} (in-process) or "
+            "'suite' and 'seed' in the input state"
+        )
+    key = str((config.get("configurable") or {}).get("thread_id") or id(state))
+    with _LOCK:
+        if key not in _OWN_ENVS:
+            from langgraph_hera.envs import make_env
+
+            _OWN_ENVS[key] = make_env(str(suite))
+        return _OWN_ENVS[key], True
+
+
+def current_env() -> TextEnv:
+    """The environment of the run in progress (call from inside a node or a model it runs).
+
+    Lets a model that needs the environment (the expert stand-in) find it when the graph is
+    served and the run context cannot carry Python objects.
+
+    Raises:
+        LookupError: Not inside a run, or the run has no environment yet.
+    """
+    env = context_value(current_context(), "env")
+    if env is not None:
+        return env
+    from langgraph.config import get_config
+
+    try:
+        key = str((get_config().get("configurable") or {}).get("thread_id"))
+    except RuntimeError as exc:
+        raise LookupError("current_env() must be called inside a graph run") from exc
+    with _LOCK:
+        if key in _OWN_ENVS:
+            return _OWN_ENVS[key]
+    raise LookupError(f"no environment for thread {key!r}: has the env node run yet?")
+
+
+def _release(config: RunnableConfig) -> None:
+    key = str((config.get("configurable") or {}).get("thread_id"))
+    with _LOCK:
+        env = _OWN_ENVS.pop(key, None)
+    if env is not None:
+        env.close()
+
+
+def _norm(text: str) -> str:
+    return " ".join(str(text).lower().split())
+
+
+def _fields(obs: EnvStep) -> dict[str, Any]:
+    return {
+        "task": obs.task,
+        "observation": obs.observation,
+        "valid_actions": list(obs.valid_actions),
+        "score": obs.score,
+        "done": obs.done,
+        "success": obs.success,
+    }
+
+
+def env_step(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
+    """Reset the environment (no observation yet) or execute ``state['action']``."""
+    env, own = _env_for(state, config)
+    if "observation" not in state:
+        seed = state.get("seed", context_value(current_context(), "seed", 0))
+        obs = env.reset(int(seed))
+        return {
+            **_fields(obs),
+            "step": 0,
+            "messages": [HumanMessage(f"Task: {obs.task}\n{obs.observation}")],
+        }
+    action = str(state.get("action", ""))
+    try:
+        obs = env.step(action)
+    except Exception as exc:  # an environment crash ends the episode, recorded
+        msg = f"step {state.get('step')}: environment failed on {action!r}: {exc!r}"
+        logger.warning(msg)
+        if own:
+            _release(config)
+        return {"errors": [msg], "halt": msg, "done": True, "success": False}
+    past = [r["action"] for r in state.get("trajectory") or []]
+    seen = [state.get("observation", "")] + [
+        r["next_observation"] for r in state.get("trajectory") or []
+    ]
+    decision = state.get("decision") or {}
+    ledger = (state.get("ledger") or [{}])[-1]
+    record = {
+        "step": int(state.get("step", 1)) - 1,
+        "observation": state.get("observation", ""),
+        "valid_actions": list(state.get("valid_actions") or []),
+        "target": decision.get("target"),
+        "policy": decision.get("policy"),
+        "score": decision.get("score"),
+        "action": action,
+        "action_valid": bool(state.get("action_valid", False)),
+        "action_logprob": state.get("action_logprob"),
+        "next_observation": obs.observation,
+        "reward": obs.reward,
+        "done": obs.done,
+        "success": obs.success,
+        "input_tokens": ledger.get("input_tokens", 0),
+        "output_tokens": ledger.get("output_tokens", 0),
+        "usd": ledger.get("usd", 0.0),
+        "latency_ms": ledger.get("latency_ms", 0.0),
+        "decision_ms": decision.get("latency_ms", 0.0),
+    }
+    if obs.done and own:
+        _release(config)
+    return {
+        **_fields(obs),
+        "last_action": action,
+        "action_repeats": sum(_norm(a) == _norm(action) for a in past),
+        "observation_repeats": sum(_norm(o) == _norm(obs.observation) for o in seen),
+        "messages": [HumanMessage(obs.observation)],
+        "trajectory": [record],
+    }
+
+
+def create_env_node(*, name: str = "env") -> RunnableLambda:
+    """The environment node: resets on the first visit, then executes each chosen action."""
+    return RunnableLambda(env_step, name=name)
+
+
+def route_after_env(state: dict[str, Any]) -> Literal["router", "__end__"]:
+    """END when the episode is done, halted, or out of steps; otherwise back to the router."""
+    max_steps = int(context_value(current_context(), "max_steps", 50))
+    if state.get("done") or state.get("halt") or int(state.get("step", 0)) >= max_steps:
+        return "__end__"
+    return "router"

@@ -1,0 +1,358 @@
+"""Model nodes (edge / cloud) for tool-calling agents and for text-action environments."""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from langchain_core.language_models import LanguageModelInput
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
+from langgraph.graph import END
+from langgraph.types import Command
+
+from langgraph_hera.accounting.ledger import DEFAULT_EDGE_PARAMS, entry_from_message
+from langgraph_hera.accounting.pricing import Pricing
+from langgraph_hera.state import LedgerEntry, Target
+from langgraph_hera.tracing import decision_config
+
+logger = logging.getLogger(__name__)
+
+ChatRunnable = Runnable[LanguageModelInput, BaseMessage]
+
+
+def _check_target(target: str) -> Target:
+    if target not in ("edge", "cloud"):
+        raise ValueError(f"target must be 'edge' or 'cloud', got {target!r}")
+    return target  # type: ignore[return-value]
+
+
+class _Call:
+    """Shared bookkeeping of one model call: config with decision metadata, timing, ledger."""
+
+    def __init__(
+        self,
+        target: Target,
+        pricing: Pricing | None,
+        edge_params: float,
+        model_name: str,
+        router_node: str = "router",
+    ) -> None:
+        self.router_node = router_node
+        self.target = target
+        self.pricing = pricing
+        self.edge_params = edge_params
+        self.model_name = model_name
+
+    def config(self, state: dict[str, Any], config: RunnableConfig) -> RunnableConfig:
+        decision = state.get("decision")
+        return decision_config(decision, config) if decision else config
+
+    def entry(
+        self, message: BaseMessage | None, step: int, t0: float, error: str | None = None
+    ) -> LedgerEntry:
+        return entry_from_message(
+            message,
+            step=step,
+            target=self.target,
+            latency_ms=(time.perf_counter() - t0) * 1e3,
+            pricing=self.pricing,
+            model=self.model_name,
+            edge_params=self.edge_params,
+            error=error,
+        )
+
+    def failure(self, state: dict[str, Any], exc: Exception, t0: float) -> Command:
+        """A failed call, recorded: the edge hands the step back to the router (which sends it
+        to the cloud); a failed cloud call halts the run."""
+        step = int(state.get("step", 0))
+        error = f"{type(exc).__name__}: {exc}"
+        msg = f"step {step}: {self.target} call failed: {error}"
+        logger.warning(msg)
+        update: dict[str, Any] = {
+            "ledger": [self.entry(None, step, t0, error=error)],
+            "errors": [msg],
+        }
+        if self.target == "edge":
+            update.update(edge_failed_step=step, edge_error=error)
+            return Command(goto=self.router_node, update=update)
+        update["halt"] = f"cloud call failed at step {step}: {error}"
+        return Command(goto=END, update=update)
+
+
+def _model_name(model: Any) -> str:
+    inner = getattr(model, "bound", model)
+    for attr in ("model_name", "model", "name"):
+        value = getattr(inner, attr, None)
+        if isinstance(value, str) and value:
+            return value
+    return type(inner).__name__
+
+
+def create_model_node(
+    model: ChatRunnable,
+    *,
+    target: Target,
+    system_prompt: str | None = None,
+    pricing: Pricing | None = None,
+    edge_params: float = DEFAULT_EDGE_PARAMS,
+    tools_node: str | None = "tools",
+    router_node: str = "router",
+) -> RunnableLambda:
+    """A node that runs one chat-model step of a tool-calling agent.
+
+    Appends the reply to ``messages`` and its cost to ``ledger``. A failed edge call returns
+    the step to the router, which sends it to the cloud with the reason recorded; a failed cloud
+    call is recorded and halts the run.
+
+    Args:
+        model: Any chat model / runnable (tools already bound).
+        target: ``"edge"`` or ``"cloud"``: which side this node is.
+        system_prompt: Prepended to the messages when given.
+        pricing: Cloud prices for the ledger.
+        edge_params: Edge model size N for the energy estimate.
+        tools_node: Where a reply with tool calls goes (``None``: always END).
+        router_node: Where a failed edge call hands the step back to.
+
+    Returns:
+        A runnable node returning `Command`; declare ``destinations=(tools_node, router_node,
+        END)`` when adding it (`add_router` does).
+    """
+    call = _Call(_check_target(target), pricing, edge_params, _model_name(model), router_node)
+
+    def _messages(state: dict[str, Any]) -> list[BaseMessage]:
+        msgs = list(state.get("messages") or [])
+        return [SystemMessage(system_prompt), *msgs] if system_prompt else msgs
+
+    def _done(state: dict[str, Any], reply: BaseMessage, t0: float) -> Command:
+        step = int(state.get("step", 0))
+        calls_tools = isinstance(reply, AIMessage) and bool(reply.tool_calls)
+        return Command(
+            goto=tools_node if (calls_tools and tools_node) else END,
+            update={
+                "messages": [reply],
+                "ledger": [call.entry(reply, step, t0)],
+                "step": step + 1,
+            },
+        )
+
+    def run(state: dict[str, Any], config: RunnableConfig) -> Any:
+        t0 = time.perf_counter()
+        try:
+            reply = model.invoke(_messages(state), call.config(state, config))
+        except Exception as exc:
+            return call.failure(state, exc, t0)
+        return _done(state, reply, t0)
+
+    async def arun(state: dict[str, Any], config: RunnableConfig) -> Any:
+        t0 = time.perf_counter()
+        try:
+            reply = await model.ainvoke(_messages(state), call.config(state, config))
+        except Exception as exc:
+            return call.failure(state, exc, t0)
+        return _done(state, reply, t0)
+
+    return RunnableLambda(run, afunc=arun, name=target)
+
+
+# --------------------------------------------------------------------------- text actions
+
+ACTION_SYSTEM_PROMPT = (
+    "You are an agent in a text environment. Read the task, the recent history and the current "
+    "observation, then reply with exactly one action, copied from the list of valid actions. "
+    "Reply with the action only."
+)
+
+
+def action_prompt(state: dict[str, Any], *, history_window: int = 4) -> list[BaseMessage]:
+    """The messages a model sees for one text-action step."""
+    lines = [f"Task: {state.get('task', '')}"]
+    past = list(state.get("trajectory") or [])[-history_window:]
+    if past:
+        lines.append("Recent steps:")
+        lines += [f"> {p['action']}\n{_clip(p['next_observation'])}" for p in past]
+    lines.append(f"Observation: {_clip(state.get('observation', ''))}")
+    valid = state.get("valid_actions") or []
+    if valid:
+        lines.append("Valid actions: " + " | ".join(valid))
+    lines.append("Action:")
+    return [SystemMessage(ACTION_SYSTEM_PROMPT), HumanMessage("\n".join(lines))]
+
+
+def _clip(text: str, limit: int = 600) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.lower().strip().strip("\"'`.").split())
+
+
+def parse_action(text: str, valid_actions: Sequence[str]) -> tuple[str, bool]:
+    """Map a model's free-form reply onto one valid action.
+
+    Tries, in order: an exact match (case and spacing ignored) of the whole reply or its first
+    line (an ``Action:`` prefix removed); the longest valid action contained in the reply; a
+    close fuzzy match. Without a match the first line is returned with ``False``.
+
+    Returns:
+        ``(action, is_valid)``.
+    """
+    raw = (text or "").strip()
+    first = raw.splitlines()[0] if raw else ""
+    for prefix in ("action:", "> ", ">"):
+        if first.lower().startswith(prefix):
+            first = first[len(prefix) :]
+    if not valid_actions:
+        return first.strip(), bool(first.strip())
+    by_norm = {_norm(a): a for a in valid_actions}
+    for candidate in (raw, first):
+        if _norm(candidate) in by_norm:
+            return by_norm[_norm(candidate)], True
+    low = _norm(raw)
+    contained = [a for n, a in by_norm.items() if n and f" {n} " in f" {low} "]
+    if contained:
+        return max(contained, key=len), True
+    close = difflib.get_close_matches(_norm(first), list(by_norm), n=1, cutoff=0.85)
+    if close:
+        return by_norm[close[0]], True
+    return first.strip(), False
+
+
+def _is_openai_compatible(model: Any) -> bool:
+    from langchain_openai.chat_models.base import BaseChatOpenAI
+
+    return isinstance(getattr(model, "bound", model), BaseChatOpenAI)
+
+
+def constrained(model: ChatRunnable, valid_actions: Sequence[str]) -> ChatRunnable:
+    """``model`` bound to answer with one of ``valid_actions`` (vLLM structured outputs).
+
+    Only OpenAI-compatible models (vLLM) get the ``structured_outputs.choice`` constraint and
+    token logprobs; other models are returned unchanged and parsed afterwards.
+    """
+    if not valid_actions or not _is_openai_compatible(model):
+        return model
+    return model.bind(  # type: ignore[attr-defined]
+        extra_body={"structured_outputs": {"choice": list(valid_actions)}}, logprobs=True
+    )
+
+
+def reply_logprob(reply: BaseMessage) -> float | None:
+    """Sum of the reply's token log-probabilities, when the server returned them."""
+    lp = (getattr(reply, "response_metadata", None) or {}).get("logprobs")
+    content = lp.get("content") if isinstance(lp, dict) else None
+    if not content:
+        return None
+    return float(sum(t.get("logprob", 0.0) for t in content))
+
+
+def create_action_node(
+    model: ChatRunnable,
+    *,
+    target: Target,
+    constrain: bool = True,
+    pricing: Pricing | None = None,
+    edge_params: float = DEFAULT_EDGE_PARAMS,
+    history_window: int = 4,
+    env_node: str = "env",
+    router_node: str = "router",
+    propose_only: bool = False,
+) -> RunnableLambda:
+    """A node that asks ``model`` for the next action of a text-action environment.
+
+    Writes ``action`` (mapped onto a valid action when possible), ``action_valid``,
+    ``action_logprob`` and the ledger entry. An unparsable reply is recorded (and still sent to
+    the environment, which answers it like any invalid command); it never crashes the run.
+
+    Args:
+        model: Chat model of this side.
+        target: ``"edge"`` or ``"cloud"``.
+        constrain: Constrain OpenAI-compatible (vLLM) models to the valid actions.
+        pricing: Cloud prices for the ledger.
+        edge_params: Edge model size N for the energy estimate.
+        history_window: How many past (action, observation) pairs the prompt shows.
+        env_node: Where the action goes.
+        router_node: Where a failed edge call hands the step back to.
+        propose_only: Edge-first routing: only propose the action (``edge_proposal``, with its
+            logprob, for the router to see) and go to the router. The edge node then executes
+            the proposal of the same step without calling the model again.
+    """
+    call = _Call(_check_target(target), pricing, edge_params, _model_name(model), router_node)
+    name = "propose" if propose_only else target
+
+    def _reuse(state: dict[str, Any]) -> Command | None:
+        """Execute this step's edge proposal (already paid for) instead of a second call."""
+        proposal = state.get("edge_proposal")
+        step = int(state.get("step", 0))
+        if propose_only or target != "edge" or not proposal or proposal.get("step") != step:
+            return None
+        update: dict[str, Any] = {
+            "action": proposal["action"],
+            "action_valid": proposal["valid"],
+            "action_logprob": proposal["logprob"],
+            "messages": [AIMessage(proposal["action"], name=target)],
+            "step": step + 1,
+        }
+        if not proposal["valid"]:
+            update["errors"] = [f"step {step}: edge proposal is not a valid action"]
+        return Command(goto=env_node, update=update)
+
+    def _bound(state: dict[str, Any]) -> ChatRunnable:
+        return constrained(model, state.get("valid_actions") or []) if constrain else model
+
+    def _done(state: dict[str, Any], reply: BaseMessage, t0: float) -> Command:
+        step = int(state.get("step", 0))
+        text = reply.text if isinstance(reply.text, str) else str(reply.text)
+        action, ok = parse_action(text, state.get("valid_actions") or [])
+        if propose_only:
+            proposal = {
+                "step": step,
+                "action": action,
+                "valid": ok,
+                "logprob": reply_logprob(reply),
+            }
+            return Command(
+                goto=router_node,
+                update={"edge_proposal": proposal, "ledger": [call.entry(reply, step, t0)]},
+            )
+        update: dict[str, Any] = {
+            "action": action,
+            "action_valid": ok,
+            "action_logprob": reply_logprob(reply),
+            "messages": [AIMessage(action, name=target)],
+            "ledger": [call.entry(reply, step, t0)],
+            "step": step + 1,
+        }
+        if not ok:
+            update["errors"] = [f"step {step}: {target} reply is not a valid action: {text!r}"]
+        return Command(goto=env_node, update=update)
+
+    def run(state: dict[str, Any], config: RunnableConfig) -> Any:
+        reused = _reuse(state)
+        if reused is not None:
+            return reused
+        t0 = time.perf_counter()
+        try:
+            prompt = action_prompt(state, history_window=history_window)
+            reply = _bound(state).invoke(prompt, call.config(state, config))
+        except Exception as exc:
+            return call.failure(state, exc, t0)
+        return _done(state, reply, t0)
+
+    async def arun(state: dict[str, Any], config: RunnableConfig) -> Any:
+        reused = _reuse(state)
+        if reused is not None:
+            return reused
+        t0 = time.perf_counter()
+        try:
+            prompt = action_prompt(state, history_window=history_window)
+            reply = await _bound(state).ainvoke(prompt, call.config(state, config))
+        except Exception as exc:
+            return call.failure(state, exc, t0)
+        return _done(state, reply, t0)
+
+    return RunnableLambda(run, afunc=arun, name=name)

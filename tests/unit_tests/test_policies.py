@@ -1,0 +1,104 @@
+import math
+
+import pytest
+
+from langgraph_hera.policies import (
+    AlwaysCloud,
+    AlwaysEdge,
+    RandomPolicy,
+    RouteInput,
+    TaskLevelRouter,
+    ThresholdRouter,
+    calibrate_threshold,
+    get_policy,
+)
+
+
+def test_always_policies() -> None:
+    ri = RouteInput(task="t")
+    assert AlwaysEdge().decide(ri)["target"] == "edge"
+    d = AlwaysCloud().decide(ri)
+    assert d["target"] == "cloud" and d["policy"] == "always-cloud" and d["latency_ms"] >= 0
+
+
+def test_registry_errors_name_the_value_and_the_choices() -> None:
+    with pytest.raises(ValueError, match=r"unknown policy 'nope'.*always-edge"):
+        get_policy("nope")
+    assert isinstance(get_policy("random", p=0.2), RandomPolicy)
+
+
+def test_random_policy_rate_and_reproducibility() -> None:
+    ri = RouteInput()
+    pol = RandomPolicy(0.3, seed=1)
+    targets = [pol.decide(ri)["target"] for _ in range(4000)]
+    share = targets.count("cloud") / len(targets)
+    assert 0.27 < share < 0.33
+    pol2 = RandomPolicy(0.3, seed=1)
+    assert [pol2.decide(ri)["target"] for _ in range(4000)] == targets
+    assert all(RandomPolicy(0.0).decide(ri)["target"] == "edge" for _ in range(100))
+    assert all(RandomPolicy(1.0).decide(ri)["target"] == "cloud" for _ in range(100))
+    with pytest.raises(ValueError, match=r"p must be a number in \[0, 1\], got 1.5"):
+        RandomPolicy(1.5)
+
+
+def test_calibrate_threshold_hits_the_share() -> None:
+    scores = [i / 100 for i in range(100)]
+    for share in (0.0, 0.1, 0.3, 0.55, 1.0):
+        t = calibrate_threshold(scores, share)
+        assert sum(s >= t for s in scores) == round(share * 100)
+        assert math.isfinite(t)
+    with pytest.raises(ValueError, match="cloud_share"):
+        calibrate_threshold(scores, -0.1)
+    with pytest.raises(ValueError, match="empty"):
+        calibrate_threshold([], 0.5)
+    # Ties at the boundary: the closest achievable share.
+    tied = [0.9] * 3 + [0.5] * 4 + [0.1] * 3
+    assert sum(s >= calibrate_threshold(tied, 0.5) for s in tied) == 3
+
+
+def test_threshold_router_calibrated_on_dev_states() -> None:
+    dev = [RouteInput(step=i, edge_logprob=math.log((i + 1) / 51)) for i in range(50)]
+    router = ThresholdRouter.calibrated(dev, cloud_share=0.2, scorer="edge-uncertainty")
+    share = sum(router.decide(s)["target"] == "cloud" for s in dev) / len(dev)
+    assert share == pytest.approx(0.2)
+    # The least confident proposals go to the cloud.
+    assert router.decide(dev[0])["target"] == "cloud"
+    assert router.decide(dev[-1])["target"] == "edge"
+    with pytest.raises(ValueError, match="unknown scorer 'x'"):
+        ThresholdRouter(scorer="x")
+
+
+def test_stuck_scorer_rises_with_repetition() -> None:
+    r = ThresholdRouter(scorer="stuck")
+    calm = r.score(RouteInput(step=1))
+    stuck = r.score(RouteInput(step=1, extra={"action_repeats": 3, "observation_repeats": 2}))
+    assert stuck > calm
+
+
+def test_task_level_router_one_decision_per_task_and_fit() -> None:
+    fruit = ["apple", "pear", "plum", "fig", "kiwi", "lime", "date", "yam", "corn", "bean"]
+    easy = [f"put the {f} in the fridge {i}" for i in range(2) for f in fruit]
+    hard = [
+        f"find the {f} coin across rooms with locked doors {i}" for i in range(2) for f in fruit
+    ]
+    r = TaskLevelRouter().fit(easy + hard, [0] * 20 + [1] * 20)
+    assert r.task_score(hard[0]) > 0.5 > r.task_score(easy[0])
+    # Same task -> same decision at every step.
+    targets = {r.decide(RouteInput(task=hard[3], step=s))["target"] for s in range(10)}
+    assert targets == {"cloud"}
+    r.calibrate(easy + hard, cloud_share=0.25)
+    scores = sorted({r.task_score(t) for t in easy + hard})
+    share = sum(r.decide(RouteInput(task=t))["target"] == "cloud" for t in easy + hard) / 40
+    if len(scores) == 40:  # no tied scores: the share is exact
+        assert share == pytest.approx(0.25)
+    assert 0.2 <= share <= 0.3
+
+
+def test_task_level_router_save_load(tmp_path) -> None:
+    r = TaskLevelRouter().fit(["a b", "c d"], [0, 1])
+    r.save(tmp_path / "r.json")
+    r2 = TaskLevelRouter.load(tmp_path / "r.json")
+    assert r2.task_score("c d") == pytest.approx(r.task_score("c d"))
+    (tmp_path / "bad.json").write_text('{"policy": "random"}')
+    with pytest.raises(ValueError, match="not 'task-level'"):
+        TaskLevelRouter.load(tmp_path / "bad.json")
