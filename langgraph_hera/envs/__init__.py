@@ -1,0 +1,57 @@
+"""Evaluation environments and the offline cloud stand-in.
+
+`make_env` builds a suite's environment by name; `ExpertChatModel` wraps an environment's expert
+as a chat model (the **expert stand-in** for the cloud when no cloud model is configured).
+TextWorldExpress is imported only when an environment is made.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langgraph_hera.envs.base import FOLD_SEEDS, EnvStep, Fold, TextEnv
+from langgraph_hera.envs.expert import STAND_IN_LABEL, ExpertChatModel, count_tokens
+
+__all__ = [
+    "FOLD_SEEDS",
+    "STAND_IN_LABEL",
+    "SUITES",
+    "EnvStep",
+    "ExpertChatModel",
+    "Fold",
+    "TextEnv",
+    "count_tokens",
+    "fold_seeds",
+    "make_env",
+]
+
+#: Suite name -> one-line description.
+SUITES: dict[str, str] = {
+    "twc": "TextWorldExpress TextWorld-Commonsense: put objects where they belong",
+    "cookingworld": "TextWorldExpress CookingWorld: find ingredients, cook the recipe",
+    "coin": "TextWorldExpress Coin Collector: find the coin",
+}
+
+
+def fold_seeds(fold: str) -> range:
+    """The seeds of a fold (``train``, ``dev`` or ``test``).
+
+    Raises:
+        ValueError: Unknown fold.
+    """
+    if fold not in FOLD_SEEDS:
+        raise ValueError(f"unknown fold {fold!r}; allowed: {list(FOLD_SEEDS)}")
+    return FOLD_SEEDS[fold]
+
+
+def make_env(suite: str, **kwargs: Any) -> TextEnv:
+    """A new environment of ``suite`` (one JVM per TextWorldExpress env; ``close()`` it).
+
+    Raises:
+        ValueError: Unknown suite (the message lists the allowed ones).
+    """
+    if suite not in SUITES:
+        raise ValueError(f"unknown suite {suite!r}; allowed: {list(SUITES)}")
+    from langgraph_hera.envs.twx import TextWorldExpressEnv
+
+    return TextWorldExpressEnv(suite, **kwargs)
