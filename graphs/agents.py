@@ -8,7 +8,7 @@ Configuration through environment variables (nothing connects at import):
   key, the text agent's cloud is the **expert stand-in** (an environment planner, not a model).
 - ``HERA_POLICY``: a registered policy name (default ``threshold``).
 
-Run ``langgraph dev --config graphs/langgraph.json`` from the repository root.
+Run ``cd graphs && langgraph dev`` (graph paths are resolved from the working directory).
 """
 
 from __future__ import annotations

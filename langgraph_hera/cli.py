@@ -94,6 +94,12 @@ def _run(args: argparse.Namespace) -> int:
         return _fail(f"unknown suite {args.suite!r}; available: {', '.join(SUITES)}")
     if args.episodes < 1:
         return _fail(f"--episodes must be >= 1, got {args.episodes}")
+    if args.max_steps < 1:
+        return _fail(f"--max-steps must be >= 1, got {args.max_steps}")
+    if args.concurrency < 1:
+        return _fail(f"--concurrency must be >= 1, got {args.concurrency}")
+    if not 0.0 <= args.epsilon <= 1.0:
+        return _fail(f"--epsilon must be in [0, 1], got {args.epsilon}")
     try:
         kwargs = _policy_kwargs(args.policy_arg)
         get_policy(args.policy, **kwargs)  # validate before starting anything
@@ -162,6 +168,7 @@ def _run(args: argparse.Namespace) -> int:
             server.stop()
     s = summarize(results)
     rows = [
+        ("cloud", cloud_label),
         ("episodes", str(s["episodes"])),
         ("success", f"{s['success']:.1%}"),
         ("mean steps", f"{s['mean_steps']:.1f}"),
@@ -173,7 +180,7 @@ def _run(args: argparse.Namespace) -> int:
         ("router ms / step", f"{s['router_ms_per_step']:.3f}"),
         ("failed episodes", str(s["failed_episodes"])),
     ]
-    title = f"hera run: {args.suite} {args.fold} fold, policy {args.policy}, cloud = {cloud_label}"
+    title = f"hera run: {args.suite} {args.fold}, policy {args.policy}"
     _table(rows, title)
     print(f"steps: {out_dir / 'steps.jsonl'}  episodes: {out_dir / 'episodes.jsonl'}")
     return 0

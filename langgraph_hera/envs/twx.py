@@ -64,7 +64,8 @@ class TextWorldExpressEnv:
 
     Raises:
         ValueError: Unknown suite.
-        ImportError: ``textworld-express`` is not installed (``pip install 'langgraph-hera[envs]'``).
+        ImportError: ``textworld-express`` is not installed
+            (``pip install 'langgraph-hera[envs]'``).
     """
 
     def __init__(
@@ -76,7 +77,9 @@ class TextWorldExpressEnv:
         search_budget: int = 400,
     ) -> None:
         if suite not in TWX_GAMES:
-            raise ValueError(f"unknown TextWorldExpress suite {suite!r}; allowed: {list(TWX_GAMES)}")
+            raise ValueError(
+                f"unknown TextWorldExpress suite {suite!r}; allowed: {list(TWX_GAMES)}"
+            )
         try:
             from textworld_express import TextWorldExpressEnv as _TWX
         except ImportError as exc:  # pragma: no cover - depends on the install

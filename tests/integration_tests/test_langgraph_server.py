@@ -45,7 +45,7 @@ def test_langgraph_dev_runs_the_text_agent(tmp_path) -> None:
             cli,
             "dev",
             "--config",
-            "graphs/langgraph.json",
+            "langgraph.json",
             "--no-browser",
             "--no-reload",
             "--host",
@@ -53,7 +53,7 @@ def test_langgraph_dev_runs_the_text_agent(tmp_path) -> None:
             "--port",
             str(port),
         ],
-        cwd=ROOT,
+        cwd=ROOT / "graphs",  # `langgraph dev` resolves graph paths from the cwd
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -81,6 +81,7 @@ def test_langgraph_dev_runs_the_text_agent(tmp_path) -> None:
         assert out["route_log"] and {d["target"] for d in out["route_log"]} == {"cloud"}
         assert all(d["policy"] == "always-cloud" for d in out["route_log"])
     finally:
-        os.killpg(proc.pid, 15)
-        proc.wait(timeout=30)
+        if proc.poll() is None:
+            os.killpg(proc.pid, 15)
+            proc.wait(timeout=30)
         log.close()

