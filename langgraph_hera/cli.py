@@ -1,4 +1,5 @@
-"""The ``hera`` command: ``hera serve`` (edge server) and ``hera run`` (routed episodes)."""
+"""The ``hera`` command: ``hera serve`` (edge server), ``hera run`` (routed episodes),
+``hera record`` (trajectories for training routers) and ``hera bench`` (policies compared)."""
 
 from __future__ import annotations
 
@@ -82,93 +83,130 @@ def _table(rows: list[tuple[str, str]], title: str) -> None:
     Console().print(table)
 
 
-def _run(args: argparse.Namespace) -> int:
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
-    from langgraph_hera.envs import FOLD_SEEDS, SUITES, ExpertChatModel, make_env
-    from langgraph_hera.evaluation.runner import EpisodeRunner, summarize
-    from langgraph_hera.models import edge_chat_model
-    from langgraph_hera.policies import get_policy
+def _check_run_args(args: argparse.Namespace) -> str | None:
+    """The first problem with the shared episode arguments, or ``None``."""
+    from langgraph_hera.envs import SUITES
 
     if args.suite not in SUITES:
-        return _fail(f"unknown suite {args.suite!r}; available: {', '.join(SUITES)}")
+        return f"unknown suite {args.suite!r}; available: {', '.join(SUITES)}"
     if args.episodes < 1:
-        return _fail(f"--episodes must be >= 1, got {args.episodes}")
+        return f"--episodes must be >= 1, got {args.episodes}"
+    if args.offset < 0:
+        return f"--offset must be >= 0, got {args.offset}"
     if args.max_steps < 1:
-        return _fail(f"--max-steps must be >= 1, got {args.max_steps}")
+        return f"--max-steps must be >= 1, got {args.max_steps}"
     if args.concurrency < 1:
-        return _fail(f"--concurrency must be >= 1, got {args.concurrency}")
+        return f"--concurrency must be >= 1, got {args.concurrency}"
     if not 0.0 <= args.epsilon <= 1.0:
-        return _fail(f"--epsilon must be in [0, 1], got {args.epsilon}")
+        return f"--epsilon must be in [0, 1], got {args.epsilon}"
+    if args.edge_url and not args.edge_model:
+        return "--edge-model is required with --edge-url (the served model name)"
+    return None
+
+
+class _Models:
+    """The edge (a given URL, or an EdgeServer started here) and the cloud factory."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.server: Any = None
+        self.edge: Any = None
+        self.stand_in = not (args.cloud_model and os.environ.get("OPENAI_API_KEY"))
+        self.cloud_label = STAND_IN if self.stand_in else args.cloud_model
+
+    def start(self) -> None:
+        from langgraph_hera.models import edge_chat_model
+
+        args = self.args
+        if args.edge_url:
+            base_url, model_name = args.edge_url, args.edge_model
+        else:
+            from langgraph_hera.models import EdgeServer
+
+            print("starting the embedded edge model (SmolLM2-135M-Instruct) ...", file=sys.stderr)
+            self.server = EdgeServer(args.model, backend=args.backend)
+            self.server.start()
+            base_url, model_name = self.server.base_url, self.server.model_name
+            print(f"edge: {self.server.backend} at {base_url} ({model_name})", file=sys.stderr)
+        self.edge = edge_chat_model(base_url, model_name, max_tokens=24, timeout=args.edge_timeout)
+        print(f"cloud: {self.cloud_label}", file=sys.stderr)
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+
+    @property
+    def edge_health(self) -> Any:
+        return self.server.is_alive if self.server else None
+
+    def cloud_factory(self, env: Any) -> Any:
+        from langgraph_hera.envs import ExpertChatModel
+
+        if not self.stand_in:
+            from langchain_openai import ChatOpenAI
+
+            return ChatOpenAI(model=self.args.cloud_model, temperature=0, max_completion_tokens=32)
+        return ExpertChatModel(
+            oracle=env.expert_action,
+            valid_actions=lambda: list(getattr(env, "valid_actions", [])),
+            epsilon=self.args.epsilon,
+        )
+
+
+def _progress() -> Any:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} episodes"),
+        TimeRemainingColumn(),
+    )
+
+
+def _run(args: argparse.Namespace) -> int:
+    from langgraph_hera.envs import FOLD_SEEDS, make_env
+    from langgraph_hera.evaluation.runner import EpisodeRunner, summarize
+    from langgraph_hera.policies import get_policy
+
+    problem = _check_run_args(args)
+    if problem:
+        return _fail(problem)
     try:
         kwargs = _policy_kwargs(args.policy_arg)
         get_policy(args.policy, **kwargs)  # validate before starting anything
     except (ValueError, TypeError) as exc:
         return _fail(str(exc))
     seeds = list(FOLD_SEEDS[args.fold])[args.offset : args.offset + args.episodes]
-
-    server = None
-    if args.edge_url:
-        base_url, model_name = args.edge_url, args.edge_model
-        if not model_name:
-            return _fail("--edge-model is required with --edge-url (the served model name)")
-    else:
-        from langgraph_hera.models import EdgeServer
-
-        print("starting the embedded edge model (SmolLM2-135M-Instruct) ...", file=sys.stderr)
-        server = EdgeServer(args.model, backend=args.backend)
-        try:
-            server.start()
-        except Exception as exc:
-            return _fail(f"could not start the edge server: {exc}")
-        base_url, model_name = server.base_url, server.model_name
-        print(f"edge: {server.backend} at {base_url} ({model_name})", file=sys.stderr)
-
-    edge = edge_chat_model(base_url, model_name, max_tokens=24, timeout=args.edge_timeout)
-    api_key = os.environ.get("OPENAI_API_KEY")
-    stand_in = not (args.cloud_model and api_key)
-
-    def cloud_factory(env: Any) -> Any:
-        if not stand_in:
-            from langchain_openai import ChatOpenAI
-
-            return ChatOpenAI(model=args.cloud_model, temperature=0, max_completion_tokens=32)
-        return ExpertChatModel(
-            oracle=env.expert_action,
-            valid_actions=lambda: list(getattr(env, "valid_actions", [])),
-            epsilon=args.epsilon,
-        )
-
-    cloud_label = STAND_IN if stand_in else args.cloud_model
-    print(f"cloud: {cloud_label}", file=sys.stderr)
+    also_edge = bool(getattr(args, "also_edge", False))
+    models = _Models(args)
+    try:
+        models.start()
+    except Exception as exc:
+        return _fail(f"could not start the edge server: {exc}")
     stamp = time.strftime("%Y%m%d-%H%M%S")
     out_dir = Path(args.out or f"runs/{args.suite}-{args.fold}-{args.policy}-{stamp}")
     runner = EpisodeRunner(
         env_factory=lambda: make_env(args.suite),
-        edge=edge,
-        cloud_factory=cloud_factory,
+        edge=models.edge,
+        cloud_factory=models.cloud_factory,
         policy_factory=lambda: get_policy(args.policy, **kwargs),
         max_steps=args.max_steps,
         concurrency=args.concurrency,
         out_dir=out_dir,
-        cloud_is_stand_in=stand_in,
-        edge_health=server.is_alive if server else None,
+        cloud_is_stand_in=models.stand_in,
+        edge_health=models.edge_health,
+        also_edge=also_edge,
     )
     try:
-        with Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            TextColumn("{task.completed}/{task.total} episodes"),
-            TimeRemainingColumn(),
-        ) as progress:
+        with _progress() as progress:
             task = progress.add_task(f"{args.suite} / {args.policy}", total=len(seeds))
             results = runner.run(seeds, on_episode=lambda _: progress.advance(task))
     finally:
-        if server is not None:
-            server.stop()
+        models.stop()
     s = summarize(results)
     rows = [
-        ("cloud", cloud_label),
+        ("cloud", models.cloud_label),
         ("episodes", str(s["episodes"])),
         ("success", f"{s['success']:.1%}"),
         ("mean steps", f"{s['mean_steps']:.1f}"),
@@ -180,10 +218,67 @@ def _run(args: argparse.Namespace) -> int:
         ("router ms / step", f"{s['router_ms_per_step']:.3f}"),
         ("failed episodes", str(s["failed_episodes"])),
     ]
-    title = f"hera run: {args.suite} {args.fold}, policy {args.policy}"
-    _table(rows, title)
-    print(f"steps: {out_dir / 'steps.jsonl'}  episodes: {out_dir / 'episodes.jsonl'}")
+    if also_edge:
+        from langgraph_hera.evaluation import iter_steps, oracle_episodes, oracle_summary
+
+        o = oracle_summary(oracle_episodes(iter_steps(out_dir / "steps.jsonl")))
+        rows.append(("edge agrees with executed action", f"{o['agreement']:.1%}"))
+    verb = "record" if also_edge else "run"
+    _table(rows, f"hera {verb}: {args.suite} {args.fold}, policy {args.policy}")
+    parquet = out_dir / "steps.parquet"
+    print(f"steps: {out_dir / 'steps.jsonl'}" + (f" (+ {parquet})" if parquet.exists() else ""))
+    print(f"episodes: {out_dir / 'episodes.jsonl'}")
     return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from langgraph_hera.envs import FOLD_SEEDS, make_env
+    from langgraph_hera.evaluation.bench import BenchConfig, bench_points, run_bench, write_report
+
+    problem = _check_run_args(args)
+    if problem:
+        return _fail(problem)
+    try:
+        points = bench_points([p for p in args.policies.split(",") if p], sweep=args.sweep)
+    except ValueError as exc:
+        return _fail(str(exc))
+    seeds = list(FOLD_SEEDS[args.fold])[args.offset : args.offset + args.episodes]
+    out_dir = Path(args.out or f"runs/bench-{args.suite}-{args.fold}")
+    models = _Models(args)
+    try:
+        models.start()
+    except Exception as exc:
+        return _fail(f"could not start the edge server: {exc}")
+    config = BenchConfig(
+        suite=args.suite,
+        seeds=seeds,
+        out_dir=out_dir,
+        env_factory=lambda: make_env(args.suite),
+        edge=models.edge,
+        cloud_factory=models.cloud_factory,
+        max_steps=args.max_steps,
+        concurrency=args.concurrency,
+        cloud_is_stand_in=models.stand_in,
+        edge_health=models.edge_health,
+    )
+    try:
+        with _progress() as progress:
+            tasks = {
+                p.label: progress.add_task(p.label, total=len(seeds), start=False) for p in points
+            }
+
+            def advance(point: Any, _: Any) -> None:
+                progress.start_task(tasks[point.label])
+                progress.advance(tasks[point.label])
+
+            run_bench(config, points, on_episode=advance)
+    finally:
+        models.stop()
+    report = write_report(out_dir)
+    print((out_dir / "report.md").read_text())
+    print(f"report: {out_dir / 'report.md'}  csv: {out_dir / 'results.csv'}", end="")
+    print(f"  plot: {out_dir / 'pareto.png'}")
+    return 0 if report["rows"] else 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -203,34 +298,69 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.set_defaults(func=_serve)
 
+    def episode_args(p: argparse.ArgumentParser, *, fold: str, policy: bool = True) -> None:
+        p.add_argument("--suite", default="twc")
+        p.add_argument("--fold", default=fold, choices=["train", "dev", "test"])
+        p.add_argument("--episodes", type=int, default=5)
+        p.add_argument("--offset", type=int, default=0, help="skip this many seeds of the fold")
+        if policy:
+            p.add_argument(
+                "--policy", default="threshold", help=f"one of: {', '.join(available_policies())}"
+            )
+            p.add_argument(
+                "--policy-arg", action="append", default=[], metavar="K=V", help="policy keyword"
+            )
+        p.add_argument("--max-steps", type=int, default=30)
+        p.add_argument("--concurrency", type=int, default=2)
+        p.add_argument("--edge-url", default=None, help="an OpenAI-compatible /v1 URL")
+        p.add_argument("--edge-model", default=None, help="served model name at --edge-url")
+        p.add_argument("--edge-timeout", type=float, default=120.0)
+        p.add_argument("--backend", default="auto", choices=["auto", "vllm", "llamacpp"])
+        p.add_argument("--model", default=None, help="edge model to serve (default: embedded)")
+        p.add_argument(
+            "--cloud-model",
+            default=None,
+            help="e.g. gpt-4o (needs OPENAI_API_KEY); default: the expert stand-in",
+        )
+        p.add_argument("--epsilon", type=float, default=0.0, help="stand-in's random-action rate")
+
     run = sub.add_parser("run", help="routed episodes on a suite; prints the results table")
-    run.add_argument("--suite", default="twc")
-    run.add_argument("--fold", default="dev", choices=["train", "dev", "test"])
-    run.add_argument("--episodes", type=int, default=5)
-    run.add_argument("--offset", type=int, default=0, help="skip this many seeds of the fold")
-    run.add_argument(
-        "--policy", default="threshold", help=f"one of: {', '.join(available_policies())}"
-    )
-    run.add_argument(
-        "--policy-arg", action="append", default=[], metavar="K=V", help="policy keyword"
-    )
-    run.add_argument("--max-steps", type=int, default=30)
-    run.add_argument("--concurrency", type=int, default=2)
-    run.add_argument("--edge-url", default=None, help="an OpenAI-compatible /v1 URL")
-    run.add_argument("--edge-model", default=None, help="served model name at --edge-url")
-    run.add_argument("--edge-timeout", type=float, default=120.0)
-    run.add_argument("--backend", default="auto", choices=["auto", "vllm", "llamacpp"])
-    run.add_argument("--model", default=None, help="edge model to serve (default: embedded)")
-    run.add_argument(
-        "--cloud-model", default=None, help="e.g. gpt-4o (needs OPENAI_API_KEY); default: stand-in"
-    )
-    run.add_argument("--epsilon", type=float, default=0.0, help="stand-in's random-action rate")
+    episode_args(run, fold="dev")
     run.add_argument(
         "--out",
         default=None,
         help="output dir (default: runs/SUITE-FOLD-POLICY-TIME); an existing one is resumed",
     )
-    run.set_defaults(func=_run)
+    run.set_defaults(func=_run, also_edge=False)
+
+    record = sub.add_parser(
+        "record",
+        help="record trajectories (JSONL + Parquet); --also-edge adds the edge's action everywhere",
+    )
+    episode_args(record, fold="train")
+    record.set_defaults(policy="always-cloud")
+    record.add_argument(
+        "--also-edge",
+        action="store_true",
+        help="ask the edge model for its action at every state (Hera's replay data)",
+    )
+    record.add_argument(
+        "--out", default=None, help="output dir (default: runs/SUITE-FOLD-POLICY-TIME); resumable"
+    )
+    record.set_defaults(func=_run)
+
+    bench = sub.add_parser("bench", help="policies side by side vs the oracle frontier")
+    episode_args(bench, fold="test", policy=False)
+    bench.add_argument(
+        "--policies",
+        default="random,threshold,task-level",
+        help="comma-separated (always-edge and always-cloud are always played)",
+    )
+    bench.add_argument("--sweep", action="store_true", help="sweep the tunable policies")
+    bench.add_argument(
+        "--out", default=None, help="bench dir (default: runs/bench-SUITE-FOLD); resumable"
+    )
+    bench.set_defaults(func=_bench)
     return parser
 
 

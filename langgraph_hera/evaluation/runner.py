@@ -15,6 +15,7 @@ from typing import Any
 from langgraph_hera.accounting.ledger import DEFAULT_EDGE_PARAMS, CostLedger
 from langgraph_hera.accounting.pricing import Pricing
 from langgraph_hera.envs.base import TextEnv
+from langgraph_hera.evaluation.trajectory import write_parquet
 from langgraph_hera.policies.base import RoutingPolicy
 from langgraph_hera.routing.graph import create_text_agent
 from langgraph_hera.state import HeraContext
@@ -100,6 +101,8 @@ class EpisodeRunner:
         pricing: Cloud prices.
         edge_params: Edge model size N.
         edge_health: Liveness probe of the edge server.
+        also_edge: Ask the edge for its action at every state, whatever the policy decides
+            (recorded as ``edge_action``; the replay data of Hera's imitation stage).
     """
 
     env_factory: Callable[[], TextEnv]
@@ -113,6 +116,7 @@ class EpisodeRunner:
     pricing: Pricing | None = None
     edge_params: float = DEFAULT_EDGE_PARAMS
     edge_health: Callable[[], bool] | None = None
+    also_edge: bool = False
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
@@ -130,6 +134,7 @@ class EpisodeRunner:
             pricing=self.pricing,
             edge_params=self.edge_params,
             edge_health=self.edge_health,
+            propose_edge=self.also_edge,
         )
         ctx = HeraContext(env=env, max_steps=self.max_steps)
         try:
@@ -166,7 +171,14 @@ class EpisodeRunner:
         )
         task = out.get("task", "")
         steps = [
-            {"suite": env.suite, "seed": seed, "task": task, "policy": policy.name, **r}
+            {
+                "suite": env.suite,
+                "seed": seed,
+                "task": task,
+                "policy": policy.name,
+                **r,
+                "episode_success": result.success,
+            }
             for r in traj
         ]
         if self.cloud_is_stand_in:
@@ -216,6 +228,8 @@ class EpisodeRunner:
         finally:
             for env in envs:
                 env.close()
+            if self.out_dir is not None and todo and (self.out_dir / "steps.jsonl").exists():
+                write_parquet(self.out_dir / "steps.jsonl")
         return [done[s] for s in seeds]
 
     def run(

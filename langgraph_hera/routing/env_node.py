@@ -20,6 +20,12 @@ TRAJECTORY_FIELDS = (
     "step",
     "observation",
     "valid_actions",
+    "prompt",
+    "edge_action",
+    "edge_valid",
+    "edge_logprob",
+    "cloud_action",
+    "agree",
     "target",
     "policy",
     "score",
@@ -94,6 +100,14 @@ def _release(config: RunnableConfig) -> None:
         env.close()
 
 
+def prompt_text(state: dict[str, Any], history_window: int = 4) -> str:
+    """The user part of the prompt the models saw for the current step (the system prompt is
+    the constant `ACTION_SYSTEM_PROMPT`)."""
+    from langgraph_hera.routing.nodes import action_prompt
+
+    return str(action_prompt(state, history_window=history_window)[-1].content)
+
+
 def _norm(text: str) -> str:
     return " ".join(str(text).lower().split())
 
@@ -109,8 +123,13 @@ def _fields(obs: EnvStep) -> dict[str, Any]:
     }
 
 
-def env_step(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
-    """Reset the environment (no observation yet) or execute ``state['action']``."""
+def env_step(
+    state: dict[str, Any], config: RunnableConfig, *, history_window: int = 4
+) -> dict[str, Any]:
+    """Reset the environment (no observation yet) or execute ``state['action']``.
+
+    ``history_window`` must match the action nodes' so the recorded prompt is the one sent.
+    """
     env, own = _env_for(state, config)
     if "observation" not in state:
         seed = state.get("seed", context_value(current_context(), "seed", 0))
@@ -135,11 +154,30 @@ def env_step(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
     ]
     decision = state.get("decision") or {}
     ledger = (state.get("ledger") or [{}])[-1]
+    step = int(state.get("step", 1)) - 1
+    proposal = state.get("edge_proposal") or {}
+    if proposal.get("step") != step:
+        proposal = {}
+    target = decision.get("target")
+    edge_action = action if target == "edge" else proposal.get("action")
+    cloud_action = action if target == "cloud" else None
     record = {
-        "step": int(state.get("step", 1)) - 1,
+        "step": step,
         "observation": state.get("observation", ""),
         "valid_actions": list(state.get("valid_actions") or []),
-        "target": decision.get("target"),
+        "prompt": prompt_text(state, history_window),
+        "edge_action": edge_action,
+        "edge_valid": proposal.get("valid", state.get("action_valid"))
+        if edge_action is not None
+        else None,
+        "edge_logprob": proposal.get("logprob", state.get("action_logprob"))
+        if edge_action is not None
+        else None,
+        "cloud_action": cloud_action,
+        "agree": None
+        if edge_action is None or cloud_action is None
+        else _norm(edge_action) == _norm(cloud_action),
+        "target": target,
         "policy": decision.get("policy"),
         "score": decision.get("score"),
         "action": action,
@@ -167,9 +205,18 @@ def env_step(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
     }
 
 
-def create_env_node(*, name: str = "env") -> RunnableLambda:
-    """The environment node: resets on the first visit, then executes each chosen action."""
-    return RunnableLambda(env_step, name=name)
+def create_env_node(*, name: str = "env", history_window: int = 4) -> RunnableLambda:
+    """The environment node: resets on the first visit, then executes each chosen action.
+
+    Args:
+        name: Node name.
+        history_window: The action nodes' history window (for the recorded prompt).
+    """
+
+    def node(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
+        return env_step(state, config, history_window=history_window)
+
+    return RunnableLambda(node, name=name)
 
 
 def route_after_env(state: dict[str, Any]) -> Literal["router", "__end__"]:

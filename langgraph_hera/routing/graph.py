@@ -154,6 +154,7 @@ def create_text_agent(
     edge_params: float = DEFAULT_EDGE_PARAMS,
     edge_health: Callable[[], bool] | None = None,
     history_window: int = 4,
+    propose_edge: bool = False,
     checkpointer: Any = None,
     name: str = "hera_text_agent",
 ) -> CompiledStateGraph:
@@ -182,6 +183,9 @@ def create_text_agent(
         edge_params: Edge model size N.
         edge_health: Liveness probe of the edge.
         history_window: Past (action, observation) pairs shown in the prompt.
+        propose_edge: Ask the edge for its proposal at every step whatever the policy (the
+            proposal lands in the trajectory as ``edge_action``): ``hera record --also-edge``
+            uses it to record the edge's action at every state of a cloud trajectory.
         checkpointer: Passed to ``compile``.
         name: Graph name.
     """
@@ -192,8 +196,8 @@ def create_text_agent(
         "history_window": history_window,
     }
     pol = get_policy(policy) if isinstance(policy, str) else policy
-    edge_first = bool(getattr(pol, "uses_edge_proposal", False))
-    builder.add_node("env", create_env_node())
+    edge_first = propose_edge or bool(getattr(pol, "uses_edge_proposal", False))
+    builder.add_node("env", create_env_node(history_window=history_window))
     if edge_first:
         builder.add_node(
             "propose",

@@ -1,0 +1,313 @@
+"""`hera bench`: routing policies side by side on one fold, with sweeps, against the oracle.
+
+Each operating point (a policy with fixed arguments) plays the same seeds into its own
+directory under the bench directory, so an interrupted bench resumes where it stopped. The
+always-cloud point is played with the edge asked at every state (``also_edge``), which gives
+the oracle frontier for free. `write_report` then writes ``report.md``, ``results.csv`` and
+``pareto.png``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from langgraph_hera.evaluation.metrics import (
+    Point,
+    apgr,
+    cpt,
+    oracle_episodes,
+    oracle_frontier,
+    oracle_summary,
+    pgr,
+)
+from langgraph_hera.evaluation.runner import EpisodeResult, EpisodeRunner, _done_seeds, summarize
+from langgraph_hera.evaluation.trajectory import iter_steps
+from langgraph_hera.policies import available_policies, get_policy
+
+logger = logging.getLogger(__name__)
+
+#: Default sweeps of the tunable baselines (``--sweep``).
+SWEEPS: dict[str, list[dict[str, Any]]] = {
+    "random": [{"p": p} for p in (0.1, 0.25, 0.5, 0.75, 0.9)],
+    "threshold": [{"threshold": t} for t in (0.5, 0.7, 0.8, 0.9, 0.95)],
+    "task-level": [{"threshold": t} for t in (0.3, 0.5, 0.7)],
+}
+
+
+@dataclass(frozen=True)
+class BenchPoint:
+    """One operating point: a registered policy with fixed keyword arguments."""
+
+    policy: str
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        """Directory-safe name, e.g. ``random-p0.25``."""
+        args = "-".join(
+            f"{k[0] if k in ('p', 'threshold') else k}{v}" for k, v in self.kwargs.items()
+        )
+        raw = f"{self.policy}-{args}" if args else self.policy
+        return re.sub(r"[^A-Za-z0-9._=-]", "_", raw)
+
+
+def bench_points(policies: Sequence[str], *, sweep: bool = False) -> list[BenchPoint]:
+    """Operating points for ``policies`` (always-edge and always-cloud are always included).
+
+    Raises:
+        ValueError: An unknown policy name (the message lists the registered ones).
+    """
+    known = available_policies()
+    for name in policies:
+        if name not in known:
+            raise ValueError(f"unknown policy {name!r}; available: {', '.join(known)}")
+    names = ["always-edge", "always-cloud"] + [
+        p for p in dict.fromkeys(policies) if p not in ("always-edge", "always-cloud")
+    ]
+    points: list[BenchPoint] = []
+    for name in names:
+        if sweep and name in SWEEPS:
+            points += [BenchPoint(name, kw) for kw in SWEEPS[name]]
+        else:
+            points.append(BenchPoint(name))
+    return points
+
+
+@dataclass
+class BenchConfig:
+    """What a bench plays (the models and the environment are supplied by the caller).
+
+    Args:
+        suite: Environment suite.
+        seeds: The seeds every point plays.
+        out_dir: Bench directory (one sub-directory per point; resumable).
+        env_factory: Makes a fresh environment.
+        edge: Edge chat model.
+        cloud_factory: Cloud model per environment (the stand-in needs it).
+        max_steps: Step limit per episode.
+        concurrency: Episodes in flight at once.
+        cloud_is_stand_in: Label results as played with the expert stand-in.
+        edge_health: Liveness probe of the edge server.
+    """
+
+    suite: str
+    seeds: Sequence[int]
+    out_dir: Path
+    env_factory: Callable[[], Any]
+    edge: Any
+    cloud_factory: Callable[[Any], Any]
+    max_steps: int = 30
+    concurrency: int = 2
+    cloud_is_stand_in: bool = False
+    edge_health: Callable[[], bool] | None = None
+
+
+def run_bench(
+    config: BenchConfig,
+    points: Sequence[BenchPoint],
+    *,
+    on_episode: Callable[[BenchPoint, EpisodeResult], None] | None = None,
+) -> dict[str, list[EpisodeResult]]:
+    """Play every point on ``config.seeds``; results by point label (resumes finished work)."""
+    config.out_dir.mkdir(parents=True, exist_ok=True)
+    meta = {
+        "suite": config.suite,
+        "seeds": list(config.seeds),
+        "max_steps": config.max_steps,
+        "points": [{"policy": p.policy, "kwargs": p.kwargs, "label": p.label} for p in points],
+        "cloud_is_stand_in": config.cloud_is_stand_in,
+    }
+    (config.out_dir / "bench.json").write_text(json.dumps(meta, indent=1))
+    results: dict[str, list[EpisodeResult]] = {}
+    for point in points:
+        runner = EpisodeRunner(
+            env_factory=config.env_factory,
+            edge=config.edge,
+            cloud_factory=config.cloud_factory,
+            policy_factory=lambda point=point: get_policy(point.policy, **point.kwargs),
+            max_steps=config.max_steps,
+            concurrency=config.concurrency,
+            out_dir=config.out_dir / point.label,
+            cloud_is_stand_in=config.cloud_is_stand_in,
+            edge_health=config.edge_health,
+            also_edge=point.policy == "always-cloud",
+        )
+        t0 = time.perf_counter()
+        results[point.label] = runner.run(
+            config.seeds,
+            on_episode=(lambda r, point=point: on_episode(point, r)) if on_episode else None,
+        )
+        logger.info("bench point %s done in %.1f s", point.label, time.perf_counter() - t0)
+    return results
+
+
+def _fmt(x: float, pct: bool = True) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "n/a"
+    return f"{100 * x:.1f}%" if pct else f"{x:.4f}"
+
+
+def write_report(out_dir: str | Path, *, title: str | None = None) -> dict[str, Any]:
+    """Read a bench directory and write ``report.md``, ``results.csv`` and ``pareto.png``.
+
+    Works on partial benches (points with no episodes are left out).
+
+    Returns:
+        The rows, the per-policy sweep metrics and the oracle summary.
+
+    Raises:
+        FileNotFoundError: ``out_dir`` has no ``bench.json``.
+    """
+    out = Path(out_dir)
+    meta_path = out / "bench.json"
+    if not meta_path.exists():
+        raise FileNotFoundError(f"{out} is not a bench directory (no bench.json)")
+    meta = json.loads(meta_path.read_text())
+    seeds = set(meta["seeds"])
+    rows: list[dict[str, Any]] = []
+    for p in meta["points"]:
+        done = _done_seeds(out / p["label"] / "episodes.jsonl")
+        res = [r for s, r in done.items() if s in seeds]
+        if not res:
+            continue
+        s = summarize(res)
+        rows.append({"label": p["label"], "policy": p["policy"], "kwargs": p["kwargs"], **s})
+    by_label = {r["label"]: r for r in rows}
+    edge_s = by_label.get("always-edge", {}).get("success", float("nan"))
+    cloud_s = by_label.get("always-cloud", {}).get("success", float("nan"))
+    for r in rows:
+        r["pct_of_cloud"] = r["success"] / cloud_s if cloud_s and cloud_s == cloud_s else math.nan
+        r["pgr"] = pgr(r["success"], edge_s, cloud_s)
+
+    families: dict[str, dict[str, float]] = {}
+    for name in dict.fromkeys(r["policy"] for r in rows):
+        if name in ("always-edge", "always-cloud"):
+            continue
+        pts = [Point(r["cloud_share"], r["success"]) for r in rows if r["policy"] == name]
+        families[name] = {
+            "apgr": apgr(pts, edge_s, cloud_s),
+            **{f"cpt{int(t * 100)}": cpt(pts, edge_s, cloud_s, t) for t in (0.5, 0.7, 0.9)},
+        }
+
+    oracle: dict[str, Any] = {}
+    frontier: list[Point] = []
+    cloud_steps = out / "always-cloud" / "steps.jsonl"
+    if cloud_steps.exists():
+        eps = [e for e in oracle_episodes(iter_steps(cloud_steps)) if e.seed in seeds]
+        if eps:
+            oracle = oracle_summary(eps)
+            frontier = oracle_frontier(eps)
+            opt = [Point(oracle["cloud_share"], oracle["success"])]
+            oracle["apgr"] = apgr(opt, edge_s, cloud_s)
+
+    with (out / "results.csv").open("w", newline="") as f:
+        cols = [
+            "label", "policy", "kwargs", "episodes", "success", "pct_of_cloud", "pgr",
+            "cloud_share", "mean_steps", "cloud_usd", "edge_tokens", "cloud_tokens",
+            "edge_energy_j", "router_ms_per_step", "failed_episodes", "cloud_is_stand_in",
+        ]  # fmt: skip
+        w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
+        w.writeheader()
+        for r in rows:
+            w.writerow({**r, "kwargs": json.dumps(r["kwargs"])})
+
+    _plot(out / "pareto.png", rows, frontier, meta, title)
+    _markdown(out / "report.md", rows, families, oracle, meta, title)
+    return {"rows": rows, "families": families, "oracle": oracle}
+
+
+def _markdown(
+    path: Path,
+    rows: list[dict[str, Any]],
+    families: dict[str, dict[str, float]],
+    oracle: dict[str, Any],
+    meta: dict[str, Any],
+    title: str | None,
+) -> None:
+    seeds = meta["seeds"]
+    lines = [
+        f"# {title or 'hera bench: ' + meta['suite']}",
+        "",
+        f"Suite `{meta['suite']}`, {len(seeds)} seeds ({min(seeds)}-{max(seeds)}), "
+        f"max {meta['max_steps']} steps, written {time.strftime('%Y-%m-%d %H:%M')}.",
+    ]
+    if meta.get("cloud_is_stand_in"):
+        lines.append(
+            "The cloud is the **expert stand-in** (the environment's planner wrapped as a chat "
+            "model), not a cloud LLM: cloud-only success is the expert's."
+        )
+    lines += [
+        "",
+        "| point | success | % of cloud-only | PGR | cloud-step share | cloud USD | "
+        "router ms/step | failed |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['label']} | {_fmt(r['success'])} | {_fmt(r['pct_of_cloud'])} | "
+            f"{_fmt(r['pgr'])} | {_fmt(r['cloud_share'])} | {r['cloud_usd']:.4f} | "
+            f"{r['router_ms_per_step']:.3f} | {r['failed_episodes']} |"
+        )
+    if families:
+        lines += ["", "| policy | APGR | CPT(50%) | CPT(70%) | CPT(90%) |", "|---|---|---|---|---|"]
+        for name, m in families.items():
+            lines.append(
+                f"| {name} | {_fmt(m['apgr'], pct=False)} | {_fmt(m['cpt50'])} | "
+                f"{_fmt(m['cpt70'])} | {_fmt(m['cpt90'])} |"
+            )
+    if oracle:
+        lines += [
+            "",
+            f"**Oracle frontier** (hindsight, from the always-cloud replay with the edge asked at "
+            f"every state): the edge agrees with the cloud on {_fmt(oracle['agreement'])} of "
+            f"steps, so keeping every cloud-only success needs the cloud on at most "
+            f"{_fmt(oracle['cloud_share'])} of steps (APGR of that point "
+            f"{_fmt(oracle.get('apgr', math.nan), pct=False)}).",
+        ]
+    lines += ["", "Files: `results.csv`, `pareto.png`, one directory per point (JSONL + Parquet)."]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _plot(
+    path: Path,
+    rows: list[dict[str, Any]],
+    frontier: list[Point],
+    meta: dict[str, Any],
+    title: str | None,
+) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        logger.warning("matplotlib is not installed: %s not written", path)
+        return
+    fig, ax = plt.subplots(figsize=(6.4, 4.8), dpi=120)
+    for name in dict.fromkeys(r["policy"] for r in rows):
+        pts = sorted((r["cloud_share"], r["success"]) for r in rows if r["policy"] == name)
+        xs, ys = zip(*pts, strict=True)
+        ax.plot(xs, ys, marker="o", linestyle="-" if len(pts) > 1 else "none", label=name)
+    if frontier:
+        xs, ys = zip(*((p.cloud_share, p.success) for p in frontier), strict=True)
+        ax.step(xs, ys, where="post", color="black", linestyle="--", label="oracle frontier")
+    ax.set_xlabel("cloud-step share")
+    ax.set_ylabel("success rate")
+    ax.set_xlim(-0.02, 1.02)
+    ax.set_ylim(-0.02, 1.02)
+    ax.grid(alpha=0.3)
+    stand_in = " (cloud = expert stand-in)" if meta.get("cloud_is_stand_in") else ""
+    ax.set_title((title or f"hera bench: {meta['suite']}") + stand_in, fontsize=9)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
