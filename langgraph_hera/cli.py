@@ -281,6 +281,68 @@ def _bench(args: argparse.Namespace) -> int:
     return 0 if report["rows"] else 1
 
 
+def _adapt(args: argparse.Namespace) -> int:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from langgraph_hera.adapt import AdaptConfig, examples_from_steps, train_adapter
+
+    try:
+        config = AdaptConfig(
+            rank=args.rank,
+            lr=args.lr,
+            steps=args.steps,
+            batch_size=args.batch_size,
+            max_len=args.max_len,
+            seed=args.seed,
+            top_layers=args.top_layers or None,
+            threads=args.threads,
+        )
+        examples, stats = examples_from_steps(args.data)
+    except (ValueError, FileNotFoundError) as exc:
+        return _fail(str(exc))
+    print(
+        f"data: {stats.kept} steps from {stats.episodes} train episodes "
+        f"({stats.not_train} non-train steps dropped, {stats.no_cloud_action} without a "
+        f"cloud action, {stats.invalid} invalid)",
+        file=sys.stderr,
+    )
+    if args.base:
+        base = Path(args.base)
+    else:
+        from langgraph_hera.models._embedded import embedded_model_dir
+
+        try:
+            base = embedded_model_dir()
+        except Exception as exc:
+            return _fail(f"the embedded edge model is not available: {exc}")
+    print(f"base: {base}", file=sys.stderr)
+    note = {"sources": [str(d) for d in args.data], "episodes": stats.episodes}
+    with Progress(
+        TextColumn("[bold]adapt"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} steps  loss {task.fields[loss]}"),
+        TimeRemainingColumn(),
+    ) as progress:
+        task = progress.add_task("adapt", total=config.steps, loss="-")
+        try:
+            meta = train_adapter(
+                base,
+                examples,
+                args.out,
+                config,
+                data_note=note,
+                on_step=lambda s, loss: progress.update(task, completed=s, loss=f"{loss:.3f}"),
+            )
+        except (ValueError, ImportError) as exc:
+            return _fail(str(exc))
+    t = meta["train"]
+    print(
+        f"adapter: {args.out}  ({config.steps} steps, {t['s_per_step']} s/step this run, "
+        f"last-10 loss {t['final_loss_mean_last10']})"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from langgraph_hera.policies import available_policies
 
@@ -361,6 +423,24 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", default=None, help="bench dir (default: runs/bench-SUITE-FOLD); resumable"
     )
     bench.set_defaults(func=_bench)
+
+    adapt = sub.add_parser(
+        "adapt", help="LoRA-adapt the edge model to recorded cloud trajectories (train seeds)"
+    )
+    adapt.add_argument(
+        "--data", action="append", required=True, help="a run dir or steps file (repeatable)"
+    )
+    adapt.add_argument("--out", required=True, help="adapter directory (resumes a checkpoint)")
+    adapt.add_argument("--base", default=None, help="base model dir (default: embedded)")
+    adapt.add_argument("--steps", type=int, default=60)
+    adapt.add_argument("--batch-size", type=int, default=8)
+    adapt.add_argument("--lr", type=float, default=1e-3)
+    adapt.add_argument("--rank", type=int, default=8)
+    adapt.add_argument("--max-len", type=int, default=640)
+    adapt.add_argument("--top-layers", type=int, default=10, help="0: adapt every layer")
+    adapt.add_argument("--threads", type=int, default=None)
+    adapt.add_argument("--seed", type=int, default=0)
+    adapt.set_defaults(func=_adapt)
     return parser
 
 

@@ -1,0 +1,512 @@
+"""Cloud-to-edge adaptation: LoRA fine-tuning of the edge model on recorded cloud trajectories.
+
+The edge learns to answer each recorded prompt with the cloud's action (supervised
+fine-tuning on train seeds only; loss on the answer tokens). Training runs on the CPU with
+`peft`, checkpoints every few steps and resumes from the last checkpoint. The adapter is
+served by merging it into the base weights once (`merge_adapter`, cached by the adapter's
+checksum): vLLM then serves the merged directory like any model.
+
+Every adapter directory carries ``hera_adapter.json`` naming the base model it was trained
+on; `merge_adapter` refuses a different base with both names in the message.
+
+Example:
+    >>> examples, stats = examples_from_steps(["runs/record-twc-train"])  # doctest: +SKIP
+    >>> summary = train_adapter(embedded_model_dir(), examples, "adapters/twc")  # doctest: +SKIP
+    >>> merged = merge_adapter("adapters/twc")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import random
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from langgraph_hera.envs.base import FOLD_SEEDS
+from langgraph_hera.evaluation.trajectory import iter_steps
+
+logger = logging.getLogger(__name__)
+
+#: The metadata file of an adapter directory.
+ADAPTER_META = "hera_adapter.json"
+#: Format version of `ADAPTER_META`.
+ADAPTER_FORMAT = 1
+#: The adapter shipped for the embedded edge model (inside the package).
+SHIPPED_ADAPTER = Path(__file__).parent / "artifacts" / "smollm2-twx-lora"
+_MERGED_MARKER = "hera-merged.json"
+_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+class AdapterError(ValueError):
+    """An adapter that cannot be used: missing files, or trained on another base model."""
+
+
+@dataclass(frozen=True)
+class Example:
+    """One supervised pair: the user prompt of a step and the cloud's action there."""
+
+    prompt: str
+    action: str
+    seed: int
+    step: int
+    suite: str = ""
+
+
+@dataclass
+class AdaptConfig:
+    """LoRA fine-tuning settings.
+
+    Args:
+        rank: LoRA rank r.
+        alpha: LoRA alpha (scale alpha / r).
+        dropout: LoRA dropout.
+        lr: Peak learning rate (AdamW; linear warm-up over 5% of steps, then cosine decay).
+        steps: Optimiser steps.
+        batch_size: Examples per step.
+        max_len: Longest tokenised example kept (longer prompts are cut from the left).
+        seed: Shuffling and initialisation seed.
+        save_every: Checkpoint every this many steps (and at the end).
+        threads: torch CPU threads (default: all cores).
+        target_modules: Linear layers that get adapters.
+        top_layers: Adapt only the last this many decoder layers (None: all). The frozen
+            layers below run without autograd, so a step costs little more than a forward
+            pass through them: on 2 CPU cores this is what makes adaptation affordable.
+    """
+
+    rank: int = 8
+    alpha: int = 16
+    dropout: float = 0.05
+    lr: float = 1e-3
+    steps: int = 120
+    batch_size: int = 8
+    max_len: int = 768
+    seed: int = 0
+    save_every: int = 10
+    threads: int | None = None
+    target_modules: tuple[str, ...] = _TARGETS
+    top_layers: int | None = 10
+
+    def __post_init__(self) -> None:
+        for name in ("rank", "alpha", "steps", "batch_size", "max_len", "save_every"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        if self.top_layers is not None and self.top_layers < 1:
+            raise ValueError(f"top_layers must be >= 1 or None, got {self.top_layers!r}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr!r}")
+
+
+@dataclass
+class DataStats:
+    """What `examples_from_steps` kept and dropped."""
+
+    records: int = 0
+    kept: int = 0
+    not_train: int = 0
+    no_cloud_action: int = 0
+    invalid: int = 0
+    episodes: int = 0
+    seeds: list[int] = field(default_factory=list)
+
+
+def examples_from_steps(
+    paths: Iterable[str | Path], *, folds: Sequence[str] = ("train",)
+) -> tuple[list[Example], DataStats]:
+    """Supervised pairs from recorded steps: (prompt, cloud action) on the given folds only.
+
+    Steps without a cloud action (edge steps) or whose cloud action was not valid are
+    dropped; a step from another fold is dropped and counted (train on train seeds).
+
+    Raises:
+        ValueError: Unknown fold, or no usable step at all.
+        FileNotFoundError: A path has no trajectory.
+    """
+    for f in folds:
+        if f not in FOLD_SEEDS:
+            raise ValueError(f"unknown fold {f!r}; allowed: {list(FOLD_SEEDS)}")
+    allowed = [FOLD_SEEDS[f] for f in folds]
+    stats = DataStats()
+    seen: dict[tuple[str, int, int], Example] = {}
+    for path in paths:
+        for r in iter_steps(path):
+            stats.records += 1
+            seed = int(r["seed"])
+            if not any(seed in rng for rng in allowed):
+                stats.not_train += 1
+                continue
+            action = r.get("cloud_action")
+            if action is None and r.get("target") == "cloud":
+                action = r.get("action")
+            if not action:
+                stats.no_cloud_action += 1
+                continue
+            if action not in (r.get("valid_actions") or [action]):
+                stats.invalid += 1
+                continue
+            suite = str(r.get("suite", ""))
+            seen[(suite, seed, int(r["step"]))] = Example(
+                str(r["prompt"]), str(action), seed, int(r["step"]), suite
+            )
+    examples = [seen[k] for k in sorted(seen)]
+    stats.kept = len(examples)
+    stats.seeds = sorted({e.seed for e in examples})
+    stats.episodes = len({(e.suite, e.seed) for e in examples})
+    if not examples:
+        raise ValueError(
+            f"no usable training steps in {list(map(str, paths))}: {asdict(stats)} "
+            "(record cloud trajectories on train seeds first: hera record --fold train)"
+        )
+    return examples, stats
+
+
+def model_identity(model_dir: str | Path) -> str:
+    """A stable name for a base model directory: its name plus a checksum of its source.
+
+    For a converted GGUF (the embedded model) the GGUF's sha256 is used; otherwise the
+    checksum of ``config.json``.
+    """
+    d = Path(model_dir)
+    marker = d / "hera-source.json"
+    if marker.is_file():
+        sha = json.loads(marker.read_text()).get("sha256", "")
+        return f"{d.name}@{sha[:16]}"
+    merged = d / _MERGED_MARKER
+    if merged.is_file():
+        return str(json.loads(merged.read_text())["identity"])
+    cfg = d / "config.json"
+    if not cfg.is_file():
+        raise AdapterError(f"{d} is not a model directory (no config.json)")
+    return f"{d.name}@{hashlib.sha256(cfg.read_bytes()).hexdigest()[:16]}"
+
+
+def _file_sha(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def adapter_info(adapter_dir: str | Path) -> dict[str, Any]:
+    """The metadata of an adapter directory (`ADAPTER_META`) plus its weights' checksum.
+
+    Raises:
+        AdapterError: Missing files or an unknown format.
+    """
+    d = Path(adapter_dir)
+    meta_path = d / ADAPTER_META
+    weights = d / "adapter_model.safetensors"
+    if not meta_path.is_file() or not weights.is_file():
+        raise AdapterError(
+            f"{d} is not a langgraph-hera adapter (needs {ADAPTER_META} and "
+            "adapter_model.safetensors; train one with `hera adapt`)"
+        )
+    meta = json.loads(meta_path.read_text())
+    if meta.get("format") != ADAPTER_FORMAT:
+        raise AdapterError(
+            f"{meta_path}: format {meta.get('format')!r}, this version reads {ADAPTER_FORMAT}"
+        )
+    return {**meta, "sha256": _file_sha(weights)}
+
+
+def shipped_adapter() -> Path | None:
+    """The adapter shipped for the embedded edge model, if this installation has it."""
+    return SHIPPED_ADAPTER if (SHIPPED_ADAPTER / ADAPTER_META).is_file() else None
+
+
+# -- training --------------------------------------------------------------------------------
+
+
+def _encode(
+    tokenizer: Any, system: str, ex: Example, max_len: int
+) -> tuple[list[int], list[int]] | None:
+    """Token ids and labels (-100 on the prompt) of one example, prompt cut from the left."""
+    text = tokenizer.apply_chat_template(
+        [{"role": "system", "content": system}, {"role": "user", "content": ex.prompt}],
+        add_generation_prompt=True,
+        tokenize=False,
+    )
+    prompt_ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    answer_ids = tokenizer(ex.action + "<|im_end|>", add_special_tokens=False)["input_ids"]
+    if len(answer_ids) >= max_len:
+        return None
+    keep = max_len - len(answer_ids)
+    prompt_ids = list(prompt_ids)[-keep:]
+    return prompt_ids + answer_ids, [-100] * len(prompt_ids) + answer_ids
+
+
+def _lr_at(step: int, config: AdaptConfig) -> float:
+    warm = max(1, int(0.05 * config.steps))
+    if step < warm:
+        return config.lr * (step + 1) / warm
+    progress = (step - warm) / max(1, config.steps - warm)
+    return config.lr * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def train_adapter(
+    base_dir: str | Path,
+    examples: Sequence[Example],
+    out_dir: str | Path,
+    config: AdaptConfig | None = None,
+    *,
+    on_step: Callable[[int, float], None] | None = None,
+    data_note: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Fine-tune a LoRA adapter; resumes from ``out_dir/checkpoint`` when it exists.
+
+    Args:
+        base_dir: The base model (a Hugging Face directory, e.g. `embedded_model_dir()`).
+        examples: Supervised pairs (`examples_from_steps`).
+        out_dir: Where the adapter (and its checkpoint) go.
+        config: Training settings.
+        on_step: Called after every optimiser step with (step, loss).
+        data_note: Extra facts about the data, stored in the adapter's metadata.
+
+    Returns:
+        The training summary (also stored in ``hera_adapter.json``).
+
+    Raises:
+        ImportError: torch / transformers / peft are missing
+            (``pip install 'langgraph-hera[training]'``).
+        AdapterError: A checkpoint in ``out_dir`` was trained on another base model.
+    """
+    try:
+        import torch
+        from peft import LoraConfig, PeftModel, get_peft_model
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+    except ImportError as exc:  # pragma: no cover - depends on the installation
+        raise ImportError(
+            f"hera adapt needs torch, transformers and peft ({exc}): "
+            "pip install 'langgraph-hera[training]'"
+        ) from exc
+    from langgraph_hera.routing.nodes import ACTION_SYSTEM_PROMPT
+
+    config = config or AdaptConfig()
+    base_dir, out = Path(base_dir), Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt = out / "checkpoint"
+    base_id = model_identity(base_dir)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed)
+
+    tokenizer = AutoTokenizer.from_pretrained(str(base_dir))
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    encoded = [_encode(tokenizer, ACTION_SYSTEM_PROMPT, e, config.max_len) for e in examples]
+    data = [x for x in encoded if x is not None]
+    if not data:
+        raise ValueError(f"no example fits max_len={config.max_len}")
+    model = AutoModelForCausalLM.from_pretrained(str(base_dir), dtype=torch.float32)
+    start = 0
+    state_path = ckpt / "trainer_state.pt"
+    if state_path.is_file():
+        meta = json.loads((ckpt / ADAPTER_META).read_text())
+        if meta.get("base_model") != base_id:
+            raise AdapterError(
+                f"checkpoint {ckpt} was trained on {meta.get('base_model')!r}, "
+                f"not on {base_id!r}; use another --out"
+            )
+        model = PeftModel.from_pretrained(model, str(ckpt), is_trainable=True)
+        state = torch.load(state_path, weights_only=False)
+        start = int(state["step"])
+        logger.info("resuming adapter training at step %d from %s", start, ckpt)
+    else:
+        n_layers = int(model.config.num_hidden_layers)
+        layers = None
+        if config.top_layers is not None and config.top_layers < n_layers:
+            layers = list(range(n_layers - config.top_layers, n_layers))
+        lora = LoraConfig(
+            layers_to_transform=layers,
+            r=config.rank,
+            lora_alpha=config.alpha,
+            lora_dropout=config.dropout,
+            target_modules=list(config.target_modules),
+            task_type="CAUSAL_LM",
+        )
+        model = get_peft_model(model, lora)
+        state = None
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.lr)
+    if state is not None:
+        opt.load_state_dict(state["optimizer"])
+    model.train()
+
+    order = list(range(len(data)))
+    epoch_orders: dict[int, list[int]] = {}
+
+    def batch(step: int) -> list[int]:
+        per_epoch = max(1, len(order) // config.batch_size)
+        epoch, i = divmod(step, per_epoch)
+        if epoch not in epoch_orders:
+            epoch_orders[epoch] = random.Random(config.seed * 1000 + epoch).sample(
+                order, len(order)
+            )
+        return epoch_orders[epoch][i * config.batch_size : (i + 1) * config.batch_size]
+
+    meta: dict[str, Any] = {
+        "format": ADAPTER_FORMAT,
+        "base_model": base_id,
+        "config": {**asdict(config), "target_modules": list(config.target_modules)},
+        "examples": len(data),
+        "data": data_note or {},
+    }
+
+    def checkpoint(step: int) -> None:
+        tmp = Path(tempfile.mkdtemp(prefix=".checkpoint.tmp-", dir=out))
+        model.save_pretrained(str(tmp))
+        torch.save({"step": step, "optimizer": opt.state_dict()}, tmp / "trainer_state.pt")
+        (tmp / ADAPTER_META).write_text(json.dumps({**meta, "steps_done": step}, indent=1))
+        if ckpt.exists():
+            shutil.rmtree(ckpt)
+        os.rename(tmp, ckpt)
+
+    losses: list[float] = []
+    t0 = time.perf_counter()
+    for step in range(start, config.steps):
+        idx = batch(step)
+        seqs = [data[i] for i in idx]
+        width = max(len(ids) for ids, _ in seqs)
+        pad = tokenizer.pad_token_id
+        input_ids = torch.tensor([ids + [pad] * (width - len(ids)) for ids, _ in seqs])
+        labels = torch.tensor([lab + [-100] * (width - len(lab)) for _, lab in seqs])
+        mask = torch.tensor([[1] * len(ids) + [0] * (width - len(ids)) for ids, _ in seqs])
+        for group in opt.param_groups:
+            group["lr"] = _lr_at(step, config)
+        loss = _answer_loss(model, input_ids, mask, labels)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        losses.append(float(loss.detach()))
+        if on_step:
+            on_step(step + 1, losses[-1])
+        if (step + 1) % config.save_every == 0 and step + 1 < config.steps:
+            checkpoint(step + 1)
+    wall = time.perf_counter() - t0
+    meta["train"] = {
+        "steps": config.steps,
+        "resumed_at": start,
+        "wall_s_this_run": round(wall, 1),
+        "s_per_step": round(wall / max(1, config.steps - start), 2),
+        "final_loss_mean_last10": round(sum(losses[-10:]) / max(1, len(losses[-10:])), 4)
+        if losses
+        else None,
+    }
+    model.save_pretrained(str(out))
+    _to_bf16(out / "adapter_model.safetensors")
+    (out / ADAPTER_META).write_text(json.dumps({**meta, "steps_done": config.steps}, indent=1))
+    if ckpt.exists():
+        shutil.rmtree(ckpt)
+    return meta
+
+
+def _answer_loss(model: Any, input_ids: Any, mask: Any, labels: Any) -> Any:
+    """Cross-entropy on the answer tokens only, with the LM head applied only there.
+
+    Skipping the prompt positions in the LM head saves most of the logits memory
+    (batch x length x vocabulary) that a plain ``model(..., labels=...)`` would allocate.
+    """
+    import torch
+
+    base = model.get_base_model()
+    hidden = base.model(input_ids=input_ids, attention_mask=mask).last_hidden_state
+    # Position t predicts token t + 1.
+    shifted = labels[:, 1:]
+    keep = shifted != -100
+    logits = base.lm_head(hidden[:, :-1][keep])
+    return torch.nn.functional.cross_entropy(logits.float(), shifted[keep])
+
+
+def _to_bf16(path: Path) -> None:
+    """Store the adapter weights in bf16 (half the size; merged in fp32 later)."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    tensors = {k: v.to(torch.bfloat16).contiguous() for k, v in load_file(str(path)).items()}
+    save_file(tensors, str(path), metadata={"format": "pt"})
+
+
+# -- serving: merge once, cached --------------------------------------------------------------
+
+
+def merged_dir_for(adapter_dir: str | Path, root: str | Path | None = None) -> Path:
+    """Where the merged model of an adapter lives (keyed by the adapter's checksum)."""
+    from langgraph_hera.models._embedded import cache_root
+
+    info = adapter_info(adapter_dir)
+    base = info["base_model"].split("@")[0]
+    return Path(root or cache_root()) / "models" / f"{base}+lora-{info['sha256'][:16]}"
+
+
+def merge_adapter(
+    adapter_dir: str | Path,
+    *,
+    base_dir: str | Path | None = None,
+    root: str | Path | None = None,
+) -> Path:
+    """The base model with the adapter merged in (bf16), built once and cached.
+
+    Args:
+        adapter_dir: A directory written by `train_adapter` (or the shipped adapter).
+        base_dir: The base model; default: the embedded edge model.
+        root: Cache root.
+
+    Returns:
+        A Hugging Face model directory vLLM can serve.
+
+    Raises:
+        AdapterError: The adapter was trained on another base model (both are named).
+    """
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from langgraph_hera.models._embedded import embedded_model_dir
+
+    info = adapter_info(adapter_dir)
+    base = Path(base_dir) if base_dir is not None else embedded_model_dir(root=root)
+    base_id = model_identity(base)
+    if info["base_model"] != base_id:
+        raise AdapterError(
+            f"adapter {adapter_dir} was trained on base model {info['base_model']!r}, "
+            f"but the base model here is {base_id!r}"
+        )
+    target = merged_dir_for(adapter_dir, root)
+    if (target / _MERGED_MARKER).is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    tmp.chmod(0o755)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(str(base), dtype=torch.float32)
+        model = PeftModel.from_pretrained(model, str(adapter_dir)).merge_and_unload()
+        model = model.to(torch.bfloat16)
+        model.save_pretrained(str(tmp), safe_serialization=True)
+        AutoTokenizer.from_pretrained(str(base)).save_pretrained(str(tmp))
+        for name in ("chat_template.jinja", "chat_template.json"):
+            if (base / name).is_file() and not (tmp / name).is_file():
+                shutil.copy(base / name, tmp / name)
+        identity = f"{base_id}+lora@{info['sha256'][:16]}"
+        (tmp / _MERGED_MARKER).write_text(
+            json.dumps({"identity": identity, "base": str(base), "adapter": str(adapter_dir)})
+        )
+        try:
+            os.rename(tmp, target)
+        except OSError:
+            if not (target / _MERGED_MARKER).is_file():
+                raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
