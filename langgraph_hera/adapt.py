@@ -510,3 +510,22 @@ def merge_adapter(
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+def _main(argv: Sequence[str] | None = None) -> int:
+    """``python adapt.py merge ADAPTER --base DIR``: the child process `EdgeServer` runs."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="langgraph_hera.adapt")
+    sub = parser.add_subparsers(dest="command", required=True)
+    merge = sub.add_parser("merge")
+    merge.add_argument("adapter")
+    merge.add_argument("--base", default=None)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO)
+    merge_adapter(args.adapter, base_dir=args.base)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(_main())

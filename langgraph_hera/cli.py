@@ -14,6 +14,10 @@ from pathlib import Path
 from typing import Any
 
 STAND_IN = "expert stand-in (not a cloud model)"
+ADAPTER_HELP = (
+    "LoRA adapter dir from `hera adapt`; auto (default): the adapter shipped for the embedded "
+    "model; none: the raw model"
+)
 
 
 def _fail(message: str) -> int:
@@ -38,16 +42,25 @@ def _policy_kwargs(pairs: Sequence[str]) -> dict[str, Any]:
     return out
 
 
+def _adapter_arg(value: str) -> str | None:
+    """``--adapter``: ``auto`` (the shipped one for the embedded model), ``none``, or a dir."""
+    return None if value.lower() == "none" else value
+
+
 def _serve(args: argparse.Namespace) -> int:
     from langgraph_hera.models import EdgeServer
 
-    server = EdgeServer(
-        args.model,
-        backend=args.backend,
-        port=args.port,
-        host=args.host,
-        allow_remote=args.allow_remote,
-    )
+    try:
+        server = EdgeServer(
+            args.model,
+            adapter=_adapter_arg(args.adapter),
+            backend=args.backend,
+            port=args.port,
+            host=args.host,
+            allow_remote=args.allow_remote,
+        )
+    except (ValueError, OSError, RuntimeError) as exc:
+        return _fail(str(exc))
     print(f"starting the edge server ({args.backend}) ...", file=sys.stderr)
     with server:
         print(f"backend: {server.backend}", file=sys.stderr)
@@ -111,6 +124,7 @@ class _Models:
         self.args = args
         self.server: Any = None
         self.edge: Any = None
+        self.cache: Any = None
         self.stand_in = not (args.cloud_model and os.environ.get("OPENAI_API_KEY"))
         self.cloud_label = STAND_IN if self.stand_in else args.cloud_model
 
@@ -124,16 +138,32 @@ class _Models:
             from langgraph_hera.models import EdgeServer
 
             print("starting the embedded edge model (SmolLM2-135M-Instruct) ...", file=sys.stderr)
-            self.server = EdgeServer(args.model, backend=args.backend)
+            self.server = EdgeServer(
+                args.model, backend=args.backend, adapter=_adapter_arg(args.adapter)
+            )
             self.server.start()
             base_url, model_name = self.server.base_url, self.server.model_name
             print(f"edge: {self.server.backend} at {base_url} ({model_name})", file=sys.stderr)
-        self.edge = edge_chat_model(base_url, model_name, max_tokens=24, timeout=args.edge_timeout)
+        if args.proposal_cache:
+            from langgraph_hera.models.cache import ProposalCache
+
+            namespace = args.cache_namespace or getattr(self.server, "model_identity", "")
+            self.cache = ProposalCache(args.proposal_cache, namespace=namespace)
+        self.edge = edge_chat_model(
+            base_url, model_name, max_tokens=24, timeout=args.edge_timeout, cache=self.cache
+        )
         print(f"cloud: {self.cloud_label}", file=sys.stderr)
 
     def stop(self) -> None:
         if self.server is not None:
             self.server.stop()
+        if self.cache is not None:
+            s = self.cache.stats()
+            print(
+                f"proposal cache: {s['hits']}/{s['lookups']} hits ({s['hit_rate']:.0%}), "
+                f"{s['entries']} entries in {self.args.proposal_cache}",
+                file=sys.stderr,
+            )
 
     @property
     def edge_health(self) -> Any:
@@ -354,6 +384,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--backend", default="auto", choices=["auto", "vllm", "llamacpp"])
     serve.add_argument("--model", default=None, help="model dir or .gguf (default: embedded)")
     serve.add_argument("--port", type=int, default=None, help="default: a free port")
+    serve.add_argument("--adapter", default="auto", help=ADAPTER_HELP)
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument(
         "--allow-remote", action="store_true", help="allow binding a non-loopback host"
@@ -379,12 +410,24 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--edge-timeout", type=float, default=120.0)
         p.add_argument("--backend", default="auto", choices=["auto", "vllm", "llamacpp"])
         p.add_argument("--model", default=None, help="edge model to serve (default: embedded)")
+        p.add_argument("--adapter", default="auto", help=ADAPTER_HELP)
         p.add_argument(
             "--cloud-model",
             default=None,
             help="e.g. gpt-4o (needs OPENAI_API_KEY); default: the expert stand-in",
         )
         p.add_argument("--epsilon", type=float, default=0.0, help="stand-in's random-action rate")
+        p.add_argument(
+            "--proposal-cache",
+            default=None,
+            metavar="PATH",
+            help="SQLite file caching the edge's answers across runs (replay, RL, benches)",
+        )
+        p.add_argument(
+            "--cache-namespace",
+            default="",
+            help="cache key namespace (default: the served weights' identity)",
+        )
 
     run = sub.add_parser("run", help="routed episodes on a suite; prints the results table")
     episode_args(run, fold="dev")

@@ -62,6 +62,7 @@ class LedgerEntry(TypedDict):
         latency_ms: Wall time of the call.
         ok: False when the call failed (then ``error`` says why).
         error: Error message of a failed call.
+        cache_hit: True when the reply came from the proposal cache (no energy spent).
     """
 
     step: int
@@ -75,6 +76,7 @@ class LedgerEntry(TypedDict):
     latency_ms: float
     ok: bool
     error: NotRequired[str]
+    cache_hit: NotRequired[bool]
 
 
 class HeraState(MessagesState):

@@ -60,9 +60,11 @@ def entry_from_message(
     """
     n_in, n_cached, n_out = _usage(message)
     name = _model_name(message, model)
+    # A reply served from the proposal cache (langgraph_hera.models.cache) cost nothing now.
+    hit = bool((getattr(message, "response_metadata", None) or {}).get("hera_cache_hit"))
     if target == "edge":
         usd = 0.0
-        energy = edge_energy_joules(edge_params, n_in, n_out, ops_per_joule)
+        energy = 0.0 if hit else edge_energy_joules(edge_params, n_in, n_out, ops_per_joule)
     else:
         usd = (pricing or Pricing()).cost(
             name, input_tokens=n_in, output_tokens=n_out, cached_tokens=min(n_cached, n_in)
@@ -82,6 +84,8 @@ def entry_from_message(
     )
     if error is not None:
         entry["error"] = error
+    if hit:
+        entry["cache_hit"] = True
     return entry
 
 

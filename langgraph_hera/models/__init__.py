@@ -2,10 +2,26 @@
 
 from typing import Any
 
+from langgraph_hera.models.cache import (
+    CACHE_HIT_KEY,
+    ProposalCache,
+    ProposalCacheError,
+    is_cache_hit,
+)
 from langgraph_hera.models.edge import ChatEdge, edge_chat_model
 from langgraph_hera.models.routed import RoutedChatModel
 
-__all__ = ["ChatEdge", "EdgeServer", "EdgeServerError", "RoutedChatModel", "edge_chat_model"]
+__all__ = [
+    "CACHE_HIT_KEY",
+    "ChatEdge",
+    "EdgeServer",
+    "EdgeServerError",
+    "ProposalCache",
+    "ProposalCacheError",
+    "RoutedChatModel",
+    "edge_chat_model",
+    "is_cache_hit",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -152,6 +152,10 @@ class EdgeServer:
         max_model_len: Context length (vLLM ``--max-model-len``, llama.cpp ``--n_ctx``).
         extra_args: Extra command-line arguments appended to the server command.
         python: Interpreter that runs the server; defaults to ``sys.executable``.
+        adapter: A LoRA adapter directory from `hera adapt` (merged into the base weights
+            once, cached, and served by vLLM); ``"auto"`` (default): the adapter shipped for
+            the embedded model when serving the embedded model with vLLM, else none;
+            ``None``: the raw model.
 
     Note:
         Tool calls: vLLM is started with ``--enable-auto-tool-choice --tool-call-parser
@@ -185,6 +189,7 @@ class EdgeServer:
         max_model_len: int = 2048,
         extra_args: Sequence[str] = (),
         python: str | None = None,
+        adapter: str | os.PathLike[str] | None = "auto",
     ) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
@@ -215,7 +220,11 @@ class EdgeServer:
         self._env = self._probe()
         self.backend: Literal["vllm", "llamacpp"] = self._resolve_backend(backend)
         self._check_model_for_backend()
+        self.adapter: Path | None = self._resolve_adapter(adapter)
         self.model_name = served_model_name or self._default_name()
+        self.model_identity = ""
+        """Identity of the served weights (base model checksum + adapter checksum), set by
+        `start`; a proposal cache keys on it."""
         self._proc: subprocess.Popen[bytes] | None = None
         self._log_fh: IO[bytes] | None = None
 
@@ -278,10 +287,33 @@ class EdgeServer:
                 )
             self.model = ggufs[0]
 
+    def _resolve_adapter(self, adapter: str | os.PathLike[str] | None) -> Path | None:
+        from langgraph_hera import adapt
+
+        if adapter is None:
+            return None
+        if str(adapter) == "auto":
+            if self.model is None and self.backend == "vllm":
+                return adapt.shipped_adapter()
+            return None
+        path = Path(adapter).expanduser().resolve()
+        adapt.adapter_info(path)  # raises AdapterError with the reason
+        if self.backend != "vllm":
+            raise EdgeServerError(
+                "LoRA adapters are served through vLLM (merged weights); serving one with "
+                "llama.cpp would need a GGUF export of the merged model, which is not supported: "
+                "use backend='vllm', or adapter=None for the raw model"
+            )
+        return path
+
     def _default_name(self) -> str:
         if self.model is None:
-            return _embedded.EMBEDDED_MODEL_NAME
-        return self.model.name.removesuffix(".gguf") if self.model.is_file() else self.model.name
+            name = _embedded.EMBEDDED_MODEL_NAME
+        else:
+            name = (
+                self.model.name.removesuffix(".gguf") if self.model.is_file() else self.model.name
+            )
+        return f"{name}+{self.adapter.name}" if self.adapter is not None else name
 
     # -- public properties -------------------------------------------------------------------
 
@@ -376,6 +408,37 @@ class EdgeServer:
         return self
 
     def _prepare_model(self) -> Path:
+        base = self._prepare_base()
+        from langgraph_hera import adapt
+
+        if self.adapter is None:
+            try:
+                self.model_identity = adapt.model_identity(base)
+            except adapt.AdapterError:
+                self.model_identity = str(base)
+            return base
+        merged = adapt.merged_dir_for(self.adapter)
+        if not (merged / "hera-merged.json").is_file():
+            logger.info("merging adapter %s into %s (one time)", self.adapter, base)
+            assert self._log_fh is not None
+            proc = subprocess.run(
+                [self.python, adapt.__file__, "merge", str(self.adapter), "--base", str(base)],
+                stdin=subprocess.DEVNULL,
+                stdout=self._log_fh,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"},
+                timeout=max(self.startup_timeout, 600.0),
+                check=False,
+            )
+            if proc.returncode != 0 or not (merged / "hera-merged.json").is_file():
+                raise EdgeServerError(
+                    f"merging adapter {self.adapter} into {base} failed (exit "
+                    f"{proc.returncode}); log {self.log_path}:\n{self.log_tail()}"
+                )
+        self.model_identity = adapt.model_identity(merged)
+        return merged
+
+    def _prepare_base(self) -> Path:
         if self.backend == "llamacpp":
             return self.model if self.model is not None else _embedded.embedded_gguf_path()
         gguf = self.model if self.model is not None else _embedded.embedded_gguf_path()
