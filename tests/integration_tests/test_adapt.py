@@ -1,0 +1,111 @@
+"""`hera adapt` on the real packaged SmolLM2: data filtering, training, resume, merge, refusal.
+
+Tiny settings (2 steps, batch 2, one adapted layer) keep this to well under a minute on CPU;
+the shipped adapter's numbers come from `hera adapt` itself (docs/BENCHMARKS.md).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytest.importorskip("peft")
+pytest.importorskip("transformers")
+
+from langgraph_hera.adapt import (  # noqa: E402
+    ADAPTER_META,
+    AdaptConfig,
+    AdapterError,
+    adapter_info,
+    examples_from_steps,
+    merge_adapter,
+    model_identity,
+    train_adapter,
+)
+
+pytestmark = pytest.mark.integration
+
+
+def _steps(path, rows) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "steps.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def _row(seed: int, step: int, action: str, **kw) -> dict:
+    return {
+        "suite": "twc",
+        "seed": seed,
+        "step": step,
+        "prompt": f"Task: tidy\nObservation: room {step}\nValid actions: {action} | look\nAction:",
+        "valid_actions": [action, "look"],
+        "target": "cloud",
+        "cloud_action": action,
+        "action": action,
+        **kw,
+    }
+
+
+def test_examples_keep_train_cloud_steps_only(tmp_path) -> None:
+    _steps(
+        tmp_path / "run",
+        [
+            _row(1, 0, "open fridge"),
+            _row(1, 1, "take apple"),
+            _row(10001, 0, "open fridge"),  # dev seed: never trained on
+            _row(2, 0, "move north", target="edge", cloud_action=None),  # no cloud action
+            {**_row(3, 0, "fly"), "valid_actions": ["look"]},  # not a valid action
+        ],
+    )
+    examples, stats = examples_from_steps([tmp_path / "run"])
+    assert [(e.seed, e.action) for e in examples] == [(1, "open fridge"), (1, "take apple")]
+    assert (stats.not_train, stats.no_cloud_action, stats.invalid) == (1, 1, 1)
+    with pytest.raises(ValueError, match="unknown fold 'val'"):
+        examples_from_steps([tmp_path / "run"], folds=["val"])
+    _steps(tmp_path / "dev", [_row(10001, 0, "open fridge")])
+    with pytest.raises(ValueError, match="no usable training steps"):
+        examples_from_steps([tmp_path / "dev"])
+
+
+@pytest.fixture(scope="module")
+def base_dir():
+    from langgraph_hera.models._embedded import EmbeddedModelError, embedded_model_dir
+
+    try:
+        return embedded_model_dir()
+    except EmbeddedModelError as exc:
+        pytest.skip(f"embedded model unavailable: {exc}")
+
+
+def test_train_resume_merge_and_refuse_another_base(base_dir, tmp_path) -> None:
+    _steps(tmp_path / "run", [_row(s, i, a) for s in range(3) for i, a in enumerate(["go", "x"])])
+    examples, _ = examples_from_steps([tmp_path / "run"])
+    config = AdaptConfig(steps=2, batch_size=2, max_len=128, top_layers=1, save_every=1, rank=4)
+    out = tmp_path / "adapter"
+
+    def interrupt(step: int, loss: float) -> None:
+        assert loss == loss and loss > 0  # a real, finite cross-entropy
+        if step == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_adapter(base_dir, examples, out, config, on_step=interrupt)
+    assert (out / "checkpoint" / "trainer_state.pt").is_file()
+    meta = train_adapter(base_dir, examples, out, config)
+    assert meta["train"]["resumed_at"] == 1 and not (out / "checkpoint").exists()
+    info = adapter_info(out)
+    assert info["base_model"] == model_identity(base_dir) and info["steps_done"] == 2
+    assert (out / "adapter_model.safetensors").stat().st_size < 1_000_000
+
+    merged = merge_adapter(out, base_dir=base_dir, root=tmp_path / "cache")
+    assert (merged / "config.json").is_file() and "+lora@" in model_identity(merged)
+    assert merge_adapter(out, base_dir=base_dir, root=tmp_path / "cache") == merged  # cached
+
+    other = tmp_path / "other-model"
+    other.mkdir()
+    (other / "config.json").write_text('{"model_type": "llama"}')
+    with pytest.raises(AdapterError, match=r"trained on base model .*smollm2.*other-model"):
+        merge_adapter(out, base_dir=other, root=tmp_path / "cache")
+    (out / ADAPTER_META).unlink()
+    with pytest.raises(AdapterError, match="is not a langgraph-hera adapter"):
+        adapter_info(out)
