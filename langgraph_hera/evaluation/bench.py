@@ -37,8 +37,8 @@ logger = logging.getLogger(__name__)
 
 #: Default sweeps of the tunable baselines (``--sweep``).
 SWEEPS: dict[str, list[dict[str, Any]]] = {
-    "random": [{"p": p} for p in (0.1, 0.25, 0.5, 0.75, 0.9)],
-    "threshold": [{"threshold": t} for t in (0.5, 0.7, 0.8, 0.9, 0.95)],
+    "random": [{"p": p} for p in (0.25, 0.5, 0.75)],
+    "threshold": [{"threshold": t} for t in (0.3, 0.6, 0.9)],
     "task-level": [{"threshold": t} for t in (0.3, 0.5, 0.7)],
 }
 

@@ -8,16 +8,45 @@ import pytest
 from langchain_core.messages import HumanMessage, SystemMessage
 
 from langgraph_hera.envs import SUITES, ExpertChatModel, fold_seeds, make_env
-from langgraph_hera.envs.twx import fold_of
+from langgraph_hera.envs.twx import TWX_GAMES, TWX_PARAMS, fold_of, parse_game_params
 
 pytest.importorskip("textworld_express")
 
 
 @pytest.fixture(scope="module")
-def twc():
-    env = make_env("twc")
-    yield env
-    env.close()
+def envs():
+    """One environment (JVM) per suite, made on first use and shared by the module's tests."""
+    made: dict[str, object] = {}
+
+    def get(suite: str):
+        if suite not in made:
+            made[suite] = make_env(suite)
+        return made[suite]
+
+    yield get
+    for env in made.values():
+        env.close()
+
+
+@pytest.fixture(scope="module")
+def twc(envs):
+    return envs("twc")
+
+
+def _play(env, seed: int, detours: int = 0, rng: random.Random | None = None, max_steps: int = 60):
+    """Play ``seed`` with the expert after ``detours`` random (non-eating) actions."""
+    obs = env.reset(seed)
+    for i in range(max_steps):
+        if i < detours:
+            assert rng is not None
+            action = rng.choice([a for a in obs.valid_actions if not a.startswith("eat ")])
+        else:
+            action = env.expert_action()
+            assert env.last_plan is not None and env.last_plan[0] == action, (seed, i)
+        obs = env.step(action)
+        if obs.done:
+            break
+    return obs
 
 
 def test_bad_suite_and_fold_are_named() -> None:
@@ -41,29 +70,64 @@ def test_reset_step_and_valid_actions(twc) -> None:
     assert twc.reset(10000).observation == first.observation
 
 
-def test_expert_wins_from_the_start(twc) -> None:
-    for seed in (10001, 10002):
-        obs = twc.reset(seed)
-        for _ in range(40):
-            obs = twc.step(twc.expert_action())
-            if obs.done:
-                break
-        assert obs.success, f"expert failed seed {seed}"
+@pytest.mark.parametrize("suite", list(SUITES))
+def test_expert_wins_from_the_start(envs, suite: str) -> None:
+    env = envs(suite)
+    for seed in (10001, 10002, 10003):
+        obs = _play(env, seed)
+        assert obs.success, f"expert failed {suite} seed {seed}"
+        # The expert walks the shortest route: never longer than TextWorldExpress's gold path.
+        assert len(env.history) <= len(env.gold), (suite, seed, env.history, env.gold)
 
 
-def test_expert_recovers_after_random_detours(twc) -> None:
+@pytest.mark.parametrize("suite", list(SUITES))
+def test_expert_recovers_after_random_detours(envs, suite: str) -> None:
+    env = envs(suite)
     rng = random.Random(7)
-    wins = 0
-    for seed in range(10010, 10016):
-        obs = twc.reset(seed)
-        for i in range(60):
-            # Four random actions first: the agent is off the gold path before the expert acts.
-            action = rng.choice(obs.valid_actions) if i < 4 else twc.expert_action()
-            obs = twc.step(action)
-            if obs.done:
-                break
-        wins += obs.success
-    assert wins == 6
+    for seed in range(10010, 10014):
+        # Four random actions first: the agent is off the gold path before the expert acts.
+        obs = _play(env, seed, detours=4, rng=rng)
+        assert obs.success, f"expert did not recover {suite} seed {seed}: {env.history}"
+
+
+def test_game_params_defaults_and_overrides(envs) -> None:
+    for suite in SUITES:
+        assert parse_game_params(suite) == TWX_GAMES[suite]
+        assert set(TWX_PARAMS[suite]) == {kv.split("=")[0] for kv in TWX_GAMES[suite].split(",")}
+    assert parse_game_params("coin", " numLocations = 2 ") == (
+        "numLocations=2,numDistractorItems=0,includeDoors=1,limitInventorySize=0"
+    )
+    assert parse_game_params("twc", {"numItemsToPutAway": 1}).startswith(
+        "numLocations=3,numItemsToPutAway=1,"
+    )
+    assert envs("cookingworld").game_params == TWX_GAMES["cookingworld"]
+    # One room: nowhere to go, and the expert still wins.
+    env = make_env("cookingworld", game_params="numLocations=1,numIngredients=1")
+    try:
+        assert env.game_params.startswith("numLocations=1,numIngredients=1,")
+        obs = env.reset(10000)
+        assert not [a for a in obs.valid_actions if a.startswith("move ")]
+        assert _play(env, 10000).success
+    finally:
+        env.close()
+
+
+def test_bad_game_params_are_named() -> None:
+    allowed = r"allowed: numLocations \(1-3\), numItemsToPutAway \(1-4\), includeDoors \(0-1\)"
+    with pytest.raises(
+        ValueError, match=r"unknown twc game parameter 'numIngredients'; " + allowed
+    ):
+        parse_game_params("twc", "numIngredients=2")
+    with pytest.raises(ValueError, match=r"unknown coin game parameter 'foo'.*numLocations"):
+        make_env("coin", game_params={"foo": 1})
+    with pytest.raises(ValueError, match=r"numLocations='12' must be an integer in 1-11"):
+        make_env("cookingworld", game_params="numLocations=12")
+    with pytest.raises(ValueError, match=r"includeDoors='yes' must be an integer in 0-1"):
+        parse_game_params("coin", "includeDoors=yes")
+    with pytest.raises(ValueError, match=r"bad twc game parameter 'numLocations': expected name="):
+        parse_game_params("twc", "numLocations")
+    with pytest.raises(ValueError, match=r"unknown TextWorldExpress suite 'zork'"):
+        parse_game_params("zork")
 
 
 def test_expert_query_does_not_move_the_episode(twc) -> None:
@@ -95,10 +159,6 @@ def test_expert_chat_model_epsilon() -> None:
     assert {model.invoke("hi").content for _ in range(10)} <= {"x", "y"}
 
 
-def test_all_suites_start() -> None:
+def test_all_suites_start(envs) -> None:
     for suite in SUITES:
-        env = make_env(suite)
-        try:
-            assert env.reset(20000).valid_actions
-        finally:
-            env.close()
+        assert envs(suite).reset(20000).valid_actions

@@ -158,7 +158,7 @@ def test_an_environment_crash_is_recorded_and_the_run_goes_on(env, tmp_path) -> 
 def test_bench_points_and_bad_policy() -> None:
     labels = [p.label for p in bench_points(["random"], sweep=True)]
     assert labels[:2] == ["always-edge", "always-cloud"]
-    assert "random-p0.25" in labels and len(labels) == 2 + 5
+    assert "random-p0.25" in labels and len(labels) == 2 + 3
     with pytest.raises(ValueError, match=r"unknown policy 'nope'; available: .*always-edge"):
         bench_points(["nope"])
 
