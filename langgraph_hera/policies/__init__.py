@@ -2,6 +2,8 @@
 
 Baselines: `AlwaysEdge`, `AlwaysCloud`, `RandomPolicy`, `TaskLevelRouter` (one decision per task,
 HybridLLM-style) and `ThresholdRouter` (per-step score + calibrated threshold, RouteLLM-style).
+The learned step-level router: `HeraRouter` (Hera; stage 1, imitation from replayed cloud
+trajectories).
 """
 
 from langgraph_hera.policies.base import (
@@ -20,11 +22,27 @@ from langgraph_hera.policies.baselines import (
     TaskLevelRouter,
     ThresholdRouter,
 )
+from langgraph_hera.policies.hera import (
+    FeatureSpec,
+    HashedEmbedder,
+    HeraFeaturizer,
+    HeraRouter,
+    TrainConfig,
+    imitation_dataset,
+    route_inputs_from_records,
+)
 
 __all__ = [
     "SCORERS",
     "AlwaysCloud",
     "AlwaysEdge",
+    "FeatureSpec",
+    "HashedEmbedder",
+    "HeraFeaturizer",
+    "HeraRouter",
+    "TrainConfig",
+    "imitation_dataset",
+    "route_inputs_from_records",
     "RandomPolicy",
     "RouteInput",
     "RoutingPolicy",

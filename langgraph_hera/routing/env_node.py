@@ -149,9 +149,9 @@ def env_step(
             _release(config)
         return {"errors": [msg], "halt": msg, "done": True, "success": False}
     past = [r["action"] for r in state.get("trajectory") or []]
-    seen = [state.get("observation", "")] + [
-        r["next_observation"] for r in state.get("trajectory") or []
-    ]
+    # Every observation shown so far: each record's own, then the current one.
+    seen = [r["observation"] for r in state.get("trajectory") or []]
+    seen.append(state.get("observation", ""))
     decision = state.get("decision") or {}
     ledger = (state.get("ledger") or [{}])[-1]
     step = int(state.get("step", 1)) - 1
