@@ -373,6 +373,105 @@ def _adapt(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train(args: argparse.Namespace) -> int:
+    import itertools
+
+    import numpy as np
+
+    from langgraph_hera.envs import FOLD_SEEDS, make_env
+    from langgraph_hera.evaluation import EpisodeRunner, iter_steps, summarize
+    from langgraph_hera.policies.hera import FeatureSpec, HeraRouter, imitation_dataset
+    from langgraph_hera.policies.hera_rl import ExploringPolicy, relabel
+
+    if args.rounds < 0:
+        return _fail(f"--rounds must be >= 0, got {args.rounds}")
+    if args.target_cloud_share is not None and not 0 <= args.target_cloud_share <= 1:
+        return _fail(f"--target-cloud-share must be in [0, 1], got {args.target_cloud_share}")
+    if args.lam < 0:
+        return _fail(f"--lam must be >= 0, got {args.lam}")
+    try:
+        records = [r for d in args.data for r in iter_steps(d)]
+        dev = [r for d in args.dev_data for r in iter_steps(d)]
+    except (FileNotFoundError, ValueError) as exc:
+        return _fail(str(exc))
+    bad = sorted({int(r["seed"]) for r in records} - set(FOLD_SEEDS["train"]))
+    if bad:
+        return _fail(f"--data must hold train seeds only (0-999); found {bad[:5]}")
+    states, labels, _ = imitation_dataset(records)
+    if not states:
+        return _fail("no replayed states in --data (record with `hera record --also-edge`)")
+    dim = args.hash_dim
+    spec = FeatureSpec(
+        text_fields=("task", "observation", "last_action", "edge_action"),
+        embedding_model=f"hashed-{dim}" if args.embedder == "hashed" else args.embedder,
+        embedding_dim=dim if args.embedder == "hashed" else 384,
+        edge=True,
+    )
+    router = HeraRouter(spec=spec, hidden=args.hidden, edge_model=args.edge_id)
+    router.fit(states, labels)
+    dev_states = imitation_dataset(dev)[0] if dev else states
+    share = args.target_cloud_share
+    if share is None:
+        share = float(np.mean(labels))
+    router.calibrate(dev_states, share)
+    print(
+        f"stage 1 (imitation): {len(states)} states, {np.mean(labels):.1%} need the cloud; "
+        f"threshold {router.threshold:.3f} for a {share:.0%} cloud share on "
+        f"{'dev' if dev else 'train'} states",
+        file=sys.stderr,
+    )
+    if args.rounds:
+        out_dir = Path(args.rollout_dir or Path(args.out).with_suffix(".rollouts"))
+        seeds = list(FOLD_SEEDS["train"])[args.offset : args.offset + args.episodes]
+        models = _Models(args)
+        try:
+            models.start()
+        except Exception as exc:
+            return _fail(f"could not start the edge server: {exc}")
+        counter = itertools.count()
+        try:
+            for k in range(1, args.rounds + 1):
+                rollouts = []
+                for rep in range(args.repeats):
+                    runner = EpisodeRunner(
+                        env_factory=lambda: make_env(args.suite),
+                        edge=models.edge,
+                        cloud_factory=models.cloud_factory,
+                        policy_factory=lambda: ExploringPolicy(
+                            router, args.explore, seed=next(counter)
+                        ),
+                        max_steps=args.max_steps,
+                        concurrency=args.concurrency,
+                        out_dir=out_dir / f"round-{k}" / f"rep-{rep}",
+                        cloud_is_stand_in=models.stand_in,
+                        edge_health=models.edge_health,
+                    )
+                    s = summarize(runner.run(seeds))
+                    print(
+                        f"round {k} rollout {rep}: success {s['success']:.1%}, "
+                        f"cloud share {s['cloud_share']:.1%}",
+                        file=sys.stderr,
+                    )
+                    rollouts += list(iter_steps(out_dir / f"round-{k}" / f"rep-{rep}"))
+                rl = relabel(rollouts, lam=args.lam)
+                print(
+                    f"round {k}: {rl.groups} state groups, {rl.both_choices} with both choices; "
+                    f"relabelled {rl.to_cloud} to cloud, {rl.to_edge} to edge",
+                    file=sys.stderr,
+                )
+                all_states = list(states) + rl.states
+                all_labels = np.concatenate([labels, rl.labels])
+                weights = np.concatenate([np.ones(len(states)), args.rl_weight * rl.weights])
+                router.fit(all_states, all_labels, weights, warm_start=True)
+                router.calibrate(dev_states, share)
+        finally:
+            models.stop()
+    router.info.update({"rounds": args.rounds, "lam": args.lam, "cloud_share": share})
+    path = router.save(args.out)
+    print(f"router: {path} (threshold {router.threshold:.3f})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from langgraph_hera.policies import available_policies
 
@@ -484,6 +583,28 @@ def build_parser() -> argparse.ArgumentParser:
     adapt.add_argument("--threads", type=int, default=None)
     adapt.add_argument("--seed", type=int, default=0)
     adapt.set_defaults(func=_adapt)
+
+    train = sub.add_parser(
+        "train", help="train the Hera step router: imitation, then cost-aware RL rounds"
+    )
+    episode_args(train, fold="train", policy=False)
+    train.add_argument(
+        "--data", action="append", required=True, help="`hera record --also-edge` run(s)"
+    )
+    train.add_argument("--dev-data", action="append", default=[], help="dev run(s) to calibrate")
+    train.add_argument("--out", required=True, help="router file (.npz)")
+    train.add_argument("--target-cloud-share", type=float, default=None)
+    train.add_argument("--rounds", type=int, default=0, help="RL rounds (0: imitation only)")
+    train.add_argument("--lam", type=float, default=0.05, help="price of a cloud call (success)")
+    train.add_argument("--explore", type=float, default=0.2, help="decision flip rate")
+    train.add_argument("--repeats", type=int, default=2, help="rollouts per seed per round")
+    train.add_argument("--rl-weight", type=float, default=1.0)
+    train.add_argument("--rollout-dir", default=None)
+    train.add_argument("--embedder", default="hashed", help="hashed or a MiniLM model id")
+    train.add_argument("--hash-dim", type=int, default=256)
+    train.add_argument("--hidden", type=int, default=16)
+    train.add_argument("--edge-id", default=None, help="edge model/adapter id stored in the file")
+    train.set_defaults(func=_train)
     return parser
 
 
