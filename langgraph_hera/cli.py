@@ -117,6 +117,15 @@ def _check_run_args(args: argparse.Namespace) -> str | None:
     return None
 
 
+class _NoEdge:
+    """Stands where the edge model would be when a run never calls it; fails loudly if it does."""
+
+    def _fail(self, *_: Any, **__: Any) -> Any:
+        raise RuntimeError("this run was started without an edge model")
+
+    invoke = ainvoke = bind = _fail
+
+
 class _Models:
     """The edge (a given URL, or an EdgeServer started here) and the cloud factory."""
 
@@ -128,10 +137,15 @@ class _Models:
         self.stand_in = not (args.cloud_model and os.environ.get("OPENAI_API_KEY"))
         self.cloud_label = STAND_IN if self.stand_in else args.cloud_model
 
-    def start(self) -> None:
+    def start(self, *, need_edge: bool = True) -> None:
         from langgraph_hera.models import edge_chat_model
 
         args = self.args
+        if not need_edge:
+            # Every step goes to the cloud and nobody asks the edge: no server to start.
+            self.edge = _NoEdge()
+            print(f"cloud: {self.cloud_label} (no edge model needed)", file=sys.stderr)
+            return
         if args.edge_url:
             base_url, model_name = args.edge_url, args.edge_model
         else:
@@ -204,14 +218,16 @@ def _run(args: argparse.Namespace) -> int:
         return _fail(problem)
     try:
         kwargs = _policy_kwargs(args.policy_arg)
+        if args.policy == "hera":
+            kwargs.setdefault("path", "shipped")
         get_policy(args.policy, **kwargs)  # validate before starting anything
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, FileNotFoundError) as exc:
         return _fail(str(exc))
     seeds = list(FOLD_SEEDS[args.fold])[args.offset : args.offset + args.episodes]
     also_edge = bool(getattr(args, "also_edge", False))
     models = _Models(args)
     try:
-        models.start()
+        models.start(need_edge=also_edge or args.policy != "always-cloud")
     except Exception as exc:
         return _fail(f"could not start the edge server: {exc}")
     stamp = time.strftime("%Y%m%d-%H%M%S")

@@ -40,6 +40,8 @@ SWEEPS: dict[str, list[dict[str, Any]]] = {
     "random": [{"p": p} for p in (0.25, 0.5, 0.75)],
     "threshold": [{"threshold": t} for t in (0.3, 0.6, 0.9)],
     "task-level": [{"threshold": t} for t in (0.3, 0.5, 0.7)],
+    # The file's calibrated threshold, then one lower and one higher.
+    "hera": [{}, {"threshold": 0.35}, {"threshold": 0.7}],
 }
 
 
@@ -52,34 +54,64 @@ class BenchPoint:
 
     @property
     def label(self) -> str:
-        """Directory-safe name, e.g. ``random-p0.25``."""
-        args = "-".join(
-            f"{k[0] if k in ('p', 'threshold') else k}{v}" for k, v in self.kwargs.items()
-        )
-        raw = f"{self.policy}-{args}" if args else self.policy
+        """Directory-safe name, e.g. ``random-p0.25`` (a ``path`` argument shows its stem)."""
+        short = {"p": "p", "threshold": "t"}
+        parts = []
+        for k, v in self.kwargs.items():
+            if k == "path":
+                parts.append(Path(str(v)).stem)
+            else:
+                parts.append(f"{short.get(k, k)}{v}")
+        raw = "-".join([self.policy, *parts])
         return re.sub(r"[^A-Za-z0-9._=-]", "_", raw)
+
+    def __hash__(self) -> int:
+        return hash(self.label)
+
+
+def _parse_point(text: str) -> tuple[str, dict[str, Any]]:
+    """``name`` or ``name:key=value:key=value`` (numbers parsed as numbers)."""
+    name, *pairs = text.split(":")
+    kwargs: dict[str, Any] = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise ValueError(f"policy argument must look like key=value, got {pair!r} in {text!r}")
+        key, value = pair.split("=", 1)
+        for cast in (int, float):
+            try:
+                kwargs[key] = cast(value)
+                break
+            except ValueError:
+                continue
+        else:
+            kwargs[key] = value
+    return name, kwargs
 
 
 def bench_points(policies: Sequence[str], *, sweep: bool = False) -> list[BenchPoint]:
     """Operating points for ``policies`` (always-edge and always-cloud are always included).
 
+    A policy is a registered name, optionally with fixed arguments: ``hera:path=router.npz``.
+    With ``sweep``, tunable policies get `SWEEPS`'s points (merged over the fixed arguments).
+
     Raises:
-        ValueError: An unknown policy name (the message lists the registered ones).
+        ValueError: An unknown policy name (the message lists the registered ones) or a
+            malformed argument.
     """
     known = available_policies()
-    for name in policies:
+    parsed = [_parse_point(p) for p in policies]
+    for name, _ in parsed:
         if name not in known:
             raise ValueError(f"unknown policy {name!r}; available: {', '.join(known)}")
-    names = ["always-edge", "always-cloud"] + [
-        p for p in dict.fromkeys(policies) if p not in ("always-edge", "always-cloud")
-    ]
-    points: list[BenchPoint] = []
-    for name in names:
+    points: list[BenchPoint] = [BenchPoint("always-edge"), BenchPoint("always-cloud")]
+    for name, fixed in parsed:
+        if name in ("always-edge", "always-cloud"):
+            continue
         if sweep and name in SWEEPS:
-            points += [BenchPoint(name, kw) for kw in SWEEPS[name]]
+            points += [BenchPoint(name, {**fixed, **kw}) for kw in SWEEPS[name]]
         else:
-            points.append(BenchPoint(name))
-    return points
+            points.append(BenchPoint(name, fixed))
+    return list(dict.fromkeys(points))
 
 
 @dataclass

