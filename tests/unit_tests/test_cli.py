@@ -63,3 +63,41 @@ def test_run_with_dead_edge_fails_over_and_prints_the_table(tmp_path: Path, caps
     # Running again resumes: nothing new is played.
     assert main(argv) == 0
     assert len((out_dir / "episodes.jsonl").read_text().splitlines()) == 2
+
+
+def _replay_records(path, seeds) -> None:
+    rows = []
+    for seed in seeds:
+        for t in range(6):
+            agree = (seed + t) % 3 != 0
+            rows.append({
+                "suite": "twc", "seed": seed, "policy": "always-cloud", "step": t,
+                "task": "tidy the house", "observation": f"room {t} of {seed}",
+                "next_observation": f"room {t + 1} of {seed}", "valid_actions": ["a", "b"],
+                "target": "cloud", "action": "a", "action_valid": True,
+                "cloud_action": "a", "edge_action": "a" if agree else "b", "edge_valid": True,
+                "edge_logprob": -0.1 if agree else -2.0, "agree": agree,
+                "episode_success": True,
+            })  # fmt: skip
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "steps.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def test_train_imitation_router_and_refuse_non_train_seeds(tmp_path, capsys) -> None:
+    from langgraph_hera.policies import HeraRouter
+
+    _replay_records(tmp_path / "train", range(12))
+    _replay_records(tmp_path / "dev", range(10000, 10004))
+    out = tmp_path / "router.npz"
+    rc = main([
+        "train", "--data", str(tmp_path / "train"), "--dev-data", str(tmp_path / "dev"),
+        "--out", str(out), "--target-cloud-share", "0.3",
+    ])  # fmt: skip
+    assert rc == 0 and out.is_file()
+    router = HeraRouter(out)
+    assert router.fitted and router.uses_edge_proposal
+    assert "stage 1 (imitation): 72 states" in capsys.readouterr().err
+    rc = main(["train", "--data", str(tmp_path / "dev"), "--out", str(tmp_path / "x.npz")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "train seeds only" in err and "10000" in err
+    assert main(["train", "--data", str(tmp_path / "train"), "--out", "x", "--rounds", "-1"]) == 2

@@ -190,3 +190,12 @@ def test_bench_writes_report_csv_and_plot(env, tmp_path) -> None:
     csv_lines = (config.out_dir / "results.csv").read_text().splitlines()
     assert len(csv_lines) == 1 + 3
     assert (config.out_dir / "pareto.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_bench_point_arguments() -> None:
+    points = bench_points(["hera:path=runs/x/router.npz:threshold=0.4"])
+    assert points[-1].policy == "hera"
+    assert points[-1].kwargs == {"path": "runs/x/router.npz", "threshold": 0.4}
+    assert points[-1].label == "hera-router-t0.4"
+    with pytest.raises(ValueError, match=r"must look like key=value, got 'oops'"):
+        bench_points(["random:oops"])
