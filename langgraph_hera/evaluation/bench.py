@@ -38,7 +38,7 @@ logger = logging.getLogger(__name__)
 #: Default sweeps of the tunable baselines (``--sweep``).
 SWEEPS: dict[str, list[dict[str, Any]]] = {
     "random": [{"p": p} for p in (0.25, 0.5, 0.75)],
-    "threshold": [{"threshold": t} for t in (0.3, 0.6, 0.9)],
+    "threshold": [{"threshold": t} for t in (0.5, 0.9)],
     "task-level": [{"threshold": t} for t in (0.3, 0.5, 0.7)],
     # The file's calibrated threshold, then one lower and one higher.
     "hera": [{}, {"threshold": 0.35}, {"threshold": 0.7}],

@@ -420,23 +420,34 @@ class EdgeServer:
         merged = adapt.merged_dir_for(self.adapter)
         if not (merged / "hera-merged.json").is_file():
             logger.info("merging adapter %s into %s (one time)", self.adapter, base)
-            assert self._log_fh is not None
-            proc = subprocess.run(
-                [self.python, adapt.__file__, "merge", str(self.adapter), "--base", str(base)],
-                stdin=subprocess.DEVNULL,
-                stdout=self._log_fh,
-                stderr=subprocess.STDOUT,
-                env={**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"},
-                timeout=max(self.startup_timeout, 600.0),
-                check=False,
+            returncode = self._run_child(
+                [adapt.__file__, "merge", str(self.adapter), "--base", str(base)]
             )
-            if proc.returncode != 0 or not (merged / "hera-merged.json").is_file():
+            if returncode != 0 or not (merged / "hera-merged.json").is_file():
                 raise EdgeServerError(
                     f"merging adapter {self.adapter} into {base} failed (exit "
-                    f"{proc.returncode}); log {self.log_path}:\n{self.log_tail()}"
+                    f"{returncode}); log {self.log_path}:\n{self.log_tail()}"
                 )
         self.model_identity = adapt.model_identity(merged)
         return merged
+
+    def _run_child(self, args: list[str]) -> int:
+        """Run a one-time preparation step (convert, merge) in a child interpreter, logged.
+
+        The child imports torch + transformers (~1 GB) that this process (the user's agent)
+        should not carry.
+        """
+        assert self._log_fh is not None
+        proc = subprocess.run(
+            [self.python, *args],
+            stdin=subprocess.DEVNULL,
+            stdout=self._log_fh,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"},
+            timeout=max(self.startup_timeout, 600.0),
+            check=False,
+        )
+        return proc.returncode
 
     def _prepare_base(self) -> Path:
         if self.backend == "llamacpp":
@@ -454,29 +465,13 @@ class EdgeServer:
                 f"converting {gguf.name} for vLLM needs {', '.join(self._env['convert_missing'])} "
                 f"in {self.python}: pip install transformers gguf accelerate"
             )
-        # Convert in a child interpreter: it imports torch + transformers (~1 GB) that this
-        # process (the user's agent) should not carry.
         logger.info("converting %s for vLLM (one time, ~20-30 s) into %s", gguf, target)
-        assert self._log_fh is not None
-        proc = subprocess.run(
-            [
-                self.python,
-                _embedded.__file__,
-                "convert",
-                str(gguf),
-                "--root",
-                str(_embedded.cache_root()),
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=self._log_fh,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"},
-            timeout=max(self.startup_timeout, 600.0),
-            check=False,
+        returncode = self._run_child(
+            [_embedded.__file__, "convert", str(gguf), "--root", str(_embedded.cache_root())]
         )
-        if proc.returncode != 0 or not _embedded.is_converted(target):
+        if returncode != 0 or not _embedded.is_converted(target):
             raise EdgeServerError(
-                f"converting {gguf} for vLLM failed (exit {proc.returncode}); "
+                f"converting {gguf} for vLLM failed (exit {returncode}); "
                 f"log {self.log_path}:\n{self.log_tail()}"
             )
         return target
