@@ -17,6 +17,10 @@ import pytest
 pytestmark = pytest.mark.integration
 
 
+#: `hera serve`'s default: the embedded model with the adapter shipped for it.
+SERVED = "smollm2-135m-instruct+smollm2-twx-lora"
+
+
 def _read_url(proc: subprocess.Popen[str], timeout: float) -> str:
     """The first stdout line of `hera serve` (its base URL), or fail with its stderr."""
     assert proc.stdout is not None
@@ -51,15 +55,32 @@ def test_hera_serve_then_hera_run(tmp_path: Path) -> None:
     try:
         url = _read_url(proc, timeout=900)
         assert url.startswith("http://127.0.0.1:") and url.endswith("/v1")
-        llm = ChatOpenAI(base_url=url, api_key="none", model="smollm2-135m-instruct", max_tokens=8)
+        llm = ChatOpenAI(
+            base_url=url,
+            api_key="none",
+            model="smollm2-135m-instruct+smollm2-twx-lora",
+            max_tokens=8,
+        )
         reply = llm.invoke("Say hello.")
         assert reply.usage_metadata and reply.usage_metadata["output_tokens"] >= 1
 
         out_dir = tmp_path / "run"
         run = subprocess.run(
             [
-                hera, "run", "--episodes", "1", "--max-steps", "6", "--policy", "random",
-                "--edge-url", url, "--edge-model", "smollm2-135m-instruct", "--out", str(out_dir),
+                hera,
+                "run",
+                "--episodes",
+                "1",
+                "--max-steps",
+                "6",
+                "--policy",
+                "random",
+                "--edge-url",
+                url,
+                "--edge-model",
+                "smollm2-135m-instruct+smollm2-twx-lora",
+                "--out",
+                str(out_dir),
             ],  # fmt: skip
             capture_output=True,
             text=True,

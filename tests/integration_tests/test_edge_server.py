@@ -74,7 +74,9 @@ def _check_chat_usage(server: EdgeServer) -> None:
 
 def test_vllm_properties(vllm_server: EdgeServer) -> None:
     assert vllm_server.backend == "vllm"
-    assert vllm_server.model_name == "smollm2-135m-instruct"
+    # The embedded model is served with its shipped LoRA adapter, merged once.
+    assert vllm_server.model_name == "smollm2-135m-instruct+smollm2-twx-lora"
+    assert "+lora@" in vllm_server.model_identity
     assert vllm_server.base_url == f"http://127.0.0.1:{vllm_server.port}/v1"
     assert vllm_server.is_alive()
     assert vllm_server.startup_seconds is not None and vllm_server.startup_seconds > 0

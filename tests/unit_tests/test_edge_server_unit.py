@@ -122,10 +122,22 @@ def test_missing_model_path_is_named(fake_env: dict, tmp_path: Path) -> None:
 def test_default_names(fake_env: dict, tmp_path: Path) -> None:
     gguf = tmp_path / "Tiny-Model.Q4.gguf"
     gguf.write_bytes(b"x")
-    assert EdgeServer(backend="vllm").model_name == "smollm2-135m-instruct"
+    # The embedded model is served with the adapter shipped for it, unless told otherwise.
+    assert EdgeServer(backend="vllm").model_name == "smollm2-135m-instruct+smollm2-twx-lora"
+    assert EdgeServer(backend="vllm", adapter=None).model_name == "smollm2-135m-instruct"
+    assert EdgeServer(backend="llamacpp").adapter is None  # auto: llama.cpp serves it raw
     assert EdgeServer(gguf, backend="llamacpp").model_name == "Tiny-Model.Q4"
     assert EdgeServer(tmp_path, backend="vllm").model_name == tmp_path.name
     assert EdgeServer(backend="vllm", served_model_name="edge").model_name == "edge"
+
+
+def test_adapters_are_checked_and_need_vllm(fake_env: dict, tmp_path: Path) -> None:
+    from langgraph_hera.adapt import SHIPPED_ADAPTER, AdapterError
+
+    with pytest.raises(AdapterError, match="is not a langgraph-hera adapter"):
+        EdgeServer(backend="vllm", adapter=tmp_path)
+    with pytest.raises(EdgeServerError, match="LoRA adapters are served through vLLM"):
+        EdgeServer(backend="llamacpp", adapter=SHIPPED_ADAPTER)
 
 
 def test_llamacpp_needs_a_gguf(fake_env: dict, tmp_path: Path) -> None:
