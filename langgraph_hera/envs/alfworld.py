@@ -822,11 +822,10 @@ class AlfWorldEnv:
             return
         env, self._env = self._env, None
         try:
-            lib = self._pddl_env(env).downward_lib
+            # The planner library copy is deliberately not unloaded (fast_downward.close_lib):
+            # dlclose-ing it and then loading a new copy in the same process segfaulted (seen
+            # in the test suite). One copy per environment stays mapped until the process ends.
             env.close()
-            import fast_downward
-
-            fast_downward.close_lib(lib)
         except Exception:  # noqa: BLE001 - closing a half-made env is not an error
             logger.debug("closing the TextWorld env failed", exc_info=True)
 
