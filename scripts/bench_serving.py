@@ -126,7 +126,9 @@ def _nonce_system() -> dict[str, str]:
 def bench_backend(backend: str, repeats: int, overhead_n: int) -> dict[str, Any]:
     from openai import OpenAI
 
-    server = EdgeServer(backend=backend, startup_timeout=900)  # type: ignore[arg-type]
+    # The raw embedded model on both backends (llama.cpp cannot serve the LoRA adapter), so
+    # both serve the same weights.
+    server = EdgeServer(backend=backend, startup_timeout=900, adapter=None)  # type: ignore[arg-type]
     sampler = TreeRSS().start()
     t0 = time.perf_counter()
     # Sample from the moment the process exists: start() blocks until ready.
