@@ -513,7 +513,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--offset", type=int, default=0, help="skip this many seeds of the fold")
         if policy:
             p.add_argument(
-                "--policy", default="threshold", help=f"one of: {', '.join(available_policies())}"
+                "--policy",
+                default="hera",
+                help=f"one of: {', '.join(available_policies())} (hera: the shipped router "
+                "unless --policy-arg path=FILE)",
             )
             p.add_argument(
                 "--policy-arg", action="append", default=[], metavar="K=V", help="policy keyword"

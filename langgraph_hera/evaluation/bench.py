@@ -107,6 +107,8 @@ def bench_points(policies: Sequence[str], *, sweep: bool = False) -> list[BenchP
     for name, fixed in parsed:
         if name in ("always-edge", "always-cloud"):
             continue
+        if name == "hera":
+            fixed.setdefault("path", "shipped")
         if sweep and name in SWEEPS:
             points += [BenchPoint(name, {**fixed, **kw}) for kw in SWEEPS[name]]
         else:

@@ -1,0 +1,42 @@
+"""The artifacts shipped inside the package: the Hera router and the edge's LoRA adapter."""
+
+from __future__ import annotations
+
+import time
+
+from langgraph_hera.adapt import SHIPPED_ADAPTER, adapter_info, shipped_adapter
+from langgraph_hera.policies import RouteInput, get_policy
+from langgraph_hera.policies.hera import SHIPPED_ROUTER, HeraRouter
+
+
+def test_the_shipped_router_loads_and_decides_fast() -> None:
+    assert SHIPPED_ROUTER.stat().st_size < 1_000_000
+    router = HeraRouter("shipped")
+    assert router.fitted and router.uses_edge_proposal
+    assert router.models["edge"] == "smollm2-135m-instruct+smollm2-twx-lora"
+    state = RouteInput(
+        task="Your task is to pick up objects, then place them in their usual locations.",
+        step=3,
+        observation="You are in the kitchen. You see a fridge that is closed.",
+        last_action="move south",
+        valid_actions=["open fridge", "move north", "look around"],
+        edge_action="open fridge",
+        edge_logprob=-0.2,
+        extra={"edge_action_valid": True},
+    )
+    router.decide(state)  # warm
+    t0 = time.perf_counter()
+    decisions = [router.decide(state) for _ in range(50)]
+    per_step_ms = (time.perf_counter() - t0) * 1e3 / 50
+    assert {d["target"] for d in decisions} <= {"edge", "cloud"}
+    assert 0.0 <= decisions[0]["score"] <= 1.0 and decisions[0]["policy"] == "hera"
+    assert per_step_ms < 50  # generous: the budget (5 ms p50) is measured in BENCHMARKS.md
+    # The registry name resolves to the same file when asked for it.
+    assert get_policy("hera", path="shipped").threshold == router.threshold
+
+
+def test_the_shipped_adapter_names_its_base_model() -> None:
+    assert shipped_adapter() == SHIPPED_ADAPTER
+    info = adapter_info(SHIPPED_ADAPTER)
+    assert info["base_model"].startswith("smollm2-135m-instruct")
+    assert (SHIPPED_ADAPTER / "adapter_model.safetensors").stat().st_size < 5_000_000
