@@ -47,6 +47,10 @@ def _adapter_arg(value: str) -> str | None:
     return None if value.lower() == "none" else value
 
 
+def _interrupt(*_: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def _serve(args: argparse.Namespace) -> int:
     from langgraph_hera.models import EdgeServer
 
@@ -62,6 +66,15 @@ def _serve(args: argparse.Namespace) -> int:
     except (ValueError, OSError, RuntimeError) as exc:
         return _fail(str(exc))
     print(f"starting the edge server ({args.backend}) ...", file=sys.stderr)
+    # SIGTERM before the server is up must still stop it (and its process group).
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        server.start()
+    except KeyboardInterrupt:
+        server.stop()
+        return 0
+    except Exception as exc:
+        return _fail(f"the edge server did not start: {exc}")
     with server:
         print(f"backend: {server.backend}", file=sys.stderr)
         print(f"model:   {server.model_name}", file=sys.stderr)

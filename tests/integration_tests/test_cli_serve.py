@@ -93,9 +93,10 @@ def test_hera_serve_then_hera_run(tmp_path: Path) -> None:
         assert steps and {s["target"] for s in steps} <= {"edge", "cloud"}
         assert any(s["target"] == "edge" and s["input_tokens"] > 0 for s in steps)
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 0
