@@ -403,6 +403,7 @@ def _adapt(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
+    import asyncio
     import itertools
 
     import numpy as np
@@ -458,7 +459,10 @@ def _train(args: argparse.Namespace) -> int:
         except Exception as exc:
             return _fail(f"could not start the edge server: {exc}")
         counter = itertools.count()
-        try:
+
+        async def rounds() -> None:
+            # One event loop for every rollout: the chat models' async HTTP clients are bound
+            # to the loop that first used them (a new asyncio.run per rollout broke them).
             for k in range(1, args.rounds + 1):
                 rollouts = []
                 for rep in range(args.repeats):
@@ -475,7 +479,7 @@ def _train(args: argparse.Namespace) -> int:
                         cloud_is_stand_in=models.stand_in,
                         edge_health=models.edge_health,
                     )
-                    s = summarize(runner.run(seeds))
+                    s = summarize(await runner.arun(seeds))
                     print(
                         f"round {k} rollout {rep}: success {s['success']:.1%}, "
                         f"cloud share {s['cloud_share']:.1%}",
@@ -493,6 +497,9 @@ def _train(args: argparse.Namespace) -> int:
                 weights = np.concatenate([np.ones(len(states)), args.rl_weight * rl.weights])
                 router.fit(all_states, all_labels, weights, warm_start=True)
                 router.calibrate(dev_states, share)
+
+        try:
+            asyncio.run(rounds())
         finally:
             models.stop()
     router.info.update({"rounds": args.rounds, "lam": args.lam, "cloud_share": share})
