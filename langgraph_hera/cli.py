@@ -25,23 +25,6 @@ def _fail(message: str) -> int:
     return 2
 
 
-def _policy_kwargs(pairs: Sequence[str]) -> dict[str, Any]:
-    """``k=v`` pairs from ``--policy-arg``; numbers parsed as numbers."""
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        if "=" not in pair:
-            raise ValueError(f"--policy-arg must look like key=value, got {pair!r}")
-        key, value = pair.split("=", 1)
-        try:
-            out[key] = int(value)
-        except ValueError:
-            try:
-                out[key] = float(value)
-            except ValueError:
-                out[key] = value
-    return out
-
-
 def _adapter_arg(value: str) -> str | None:
     """``--adapter``: ``auto`` (the shipped one for the embedded model), ``none``, or a dir."""
     return None if value.lower() == "none" else value
@@ -225,12 +208,13 @@ def _run(args: argparse.Namespace) -> int:
     from langgraph_hera.envs import FOLD_SEEDS, make_env
     from langgraph_hera.evaluation.runner import EpisodeRunner, summarize
     from langgraph_hera.policies import get_policy
+    from langgraph_hera.policies.base import parse_policy_kwargs
 
     problem = _check_run_args(args)
     if problem:
         return _fail(problem)
     try:
-        kwargs = _policy_kwargs(args.policy_arg)
+        kwargs = parse_policy_kwargs(args.policy_arg, what="--policy-arg")
         if args.policy == "hera":
             kwargs.setdefault("path", "shipped")
         get_policy(args.policy, **kwargs)  # validate before starting anything

@@ -60,8 +60,11 @@ def entry_from_message(
     """
     n_in, n_cached, n_out = _usage(message)
     name = _model_name(message, model)
-    # A reply served from the proposal cache (langgraph_hera.models.cache) cost nothing now.
-    hit = bool((getattr(message, "response_metadata", None) or {}).get("hera_cache_hit"))
+    # A reply served from the proposal cache cost nothing now. (Imported here: the models
+    # package imports this module.)
+    from langgraph_hera.models.cache import is_cache_hit
+
+    hit = message is not None and is_cache_hit(message)
     if target == "edge":
         usd = 0.0
         energy = 0.0 if hit else edge_energy_joules(edge_params, n_in, n_out, ops_per_joule)

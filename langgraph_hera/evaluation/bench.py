@@ -32,6 +32,7 @@ from langgraph_hera.evaluation.metrics import (
 from langgraph_hera.evaluation.runner import EpisodeResult, EpisodeRunner, _done_seeds, summarize
 from langgraph_hera.evaluation.trajectory import iter_steps
 from langgraph_hera.policies import available_policies, get_policy
+from langgraph_hera.policies.base import parse_policy_kwargs
 
 logger = logging.getLogger(__name__)
 
@@ -72,20 +73,10 @@ class BenchPoint:
 def _parse_point(text: str) -> tuple[str, dict[str, Any]]:
     """``name`` or ``name:key=value:key=value`` (numbers parsed as numbers)."""
     name, *pairs = text.split(":")
-    kwargs: dict[str, Any] = {}
-    for pair in pairs:
-        if "=" not in pair:
-            raise ValueError(f"policy argument must look like key=value, got {pair!r} in {text!r}")
-        key, value = pair.split("=", 1)
-        for cast in (int, float):
-            try:
-                kwargs[key] = cast(value)
-                break
-            except ValueError:
-                continue
-        else:
-            kwargs[key] = value
-    return name, kwargs
+    try:
+        return name, parse_policy_kwargs(pairs)
+    except ValueError as exc:
+        raise ValueError(f"{exc} in {text!r}") from exc
 
 
 def bench_points(policies: Sequence[str], *, sweep: bool = False) -> list[BenchPoint]:

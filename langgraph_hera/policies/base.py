@@ -115,6 +115,30 @@ def get_policy(name: str, **kwargs: Any) -> RoutingPolicy:
     return cls(**kwargs)
 
 
+def parse_policy_kwargs(pairs: Sequence[str], *, what: str = "policy argument") -> dict[str, Any]:
+    """Policy keyword arguments from ``key=value`` strings (ints and floats parsed as numbers).
+
+    ``what`` names the arguments in the error message (e.g. ``"--policy-arg"``).
+
+    Raises:
+        ValueError: A pair without ``=`` (the message shows it).
+    """
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise ValueError(f"{what} must look like key=value, got {pair!r}")
+        key, value = pair.split("=", 1)
+        for cast in (int, float):
+            try:
+                out[key] = cast(value)
+                break
+            except ValueError:
+                continue
+        else:
+            out[key] = value
+    return out
+
+
 def check_fraction(name: str, value: float) -> float:
     """Validate a probability / share in [0, 1]."""
     if not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
