@@ -66,9 +66,6 @@ class BenchPoint:
         raw = "-".join([self.policy, *parts])
         return re.sub(r"[^A-Za-z0-9._=-]", "_", raw)
 
-    def __hash__(self) -> int:
-        return hash(self.label)
-
 
 def _parse_point(text: str) -> tuple[str, dict[str, Any]]:
     """``name`` or ``name:key=value:key=value`` (numbers parsed as numbers)."""
@@ -104,7 +101,7 @@ def bench_points(policies: Sequence[str], *, sweep: bool = False) -> list[BenchP
             points += [BenchPoint(name, {**fixed, **kw}) for kw in SWEEPS[name]]
         else:
             points.append(BenchPoint(name, fixed))
-    return list(dict.fromkeys(points))
+    return list({p.label: p for p in points}.values())  # one point per label
 
 
 @dataclass

@@ -92,6 +92,25 @@ def test_hera_serve_then_hera_run(tmp_path: Path) -> None:
         steps = [json.loads(x) for x in (out_dir / "steps.jsonl").read_text().splitlines()]
         assert steps and {s["target"] for s in steps} <= {"edge", "cloud"}
         assert any(s["target"] == "edge" and s["input_tokens"] > 0 for s in steps)
+
+        # `hera record --also-edge`: cloud trajectory, the real edge's action at every state.
+        rec_dir = tmp_path / "record"
+        rec = subprocess.run(
+            [
+                hera, "record", "--episodes", "1", "--max-steps", "5", "--also-edge",
+                "--edge-url", url, "--edge-model", SERVED, "--out", str(rec_dir),
+            ],  # fmt: skip
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env={**os.environ, "COLUMNS": "120"},
+        )
+        assert rec.returncode == 0, rec.stderr[-3000:]
+        recorded = [json.loads(x) for x in (rec_dir / "steps.jsonl").read_text().splitlines()]
+        assert recorded and all(r["target"] == "cloud" for r in recorded)
+        assert all(r["edge_action"] in r["valid_actions"] for r in recorded)
+        assert all(r["agree"] == (r["edge_action"] == r["cloud_action"]) for r in recorded)
+        assert (rec_dir / "steps.parquet").is_file()
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)

@@ -89,6 +89,33 @@ def test_vllm_chat_usage_matches_server(vllm_server: EdgeServer) -> None:
     _check_chat_usage(vllm_server)
 
 
+def test_proposal_cache_on_a_real_server(vllm_server: EdgeServer, tmp_path: Path) -> None:
+    """Constrained edge answers are cached on disk: a repeat costs no request and no energy."""
+    from langchain_core.messages import HumanMessage
+
+    from langgraph_hera.accounting.ledger import entry_from_message
+    from langgraph_hera.models import ProposalCache, edge_chat_model, is_cache_hit
+    from langgraph_hera.routing.nodes import constrained
+
+    cache = ProposalCache(tmp_path / "proposals.sqlite", namespace=vllm_server.model_identity)
+    edge = edge_chat_model(vllm_server.base_url, vllm_server.model_name, max_tokens=16, cache=cache)
+    choices = ["open the fridge", "go north", "take the apple"]
+    prompt = [HumanMessage("You are hungry and see an apple. Pick one action.")]
+    first = constrained(edge, choices).invoke(prompt)
+    again = constrained(edge, choices).invoke(prompt)
+    assert first.text in choices and again.text == first.text
+    assert not is_cache_hit(first) and is_cache_hit(again)
+    assert again.usage_metadata == first.usage_metadata  # usage survives the cache
+    assert again.response_metadata.get("logprobs") == first.response_metadata.get("logprobs")
+    assert cache.stats()["hits"] == 1 and cache.stats()["misses"] == 1
+    # Another choice list is another question: a miss, answered by the server.
+    other = constrained(edge, [*choices, "wait"]).invoke(prompt)
+    assert not is_cache_hit(other) and cache.stats()["misses"] == 2
+    hit_entry = entry_from_message(again, step=0, target="edge", latency_ms=0.0)
+    assert hit_entry["energy_j"] == 0.0 and hit_entry.get("cache_hit") is True
+    assert entry_from_message(first, step=0, target="edge", latency_ms=1.0)["energy_j"] > 0
+
+
 def test_port_taken_error_names_the_port(vllm_server: EdgeServer) -> None:
     # The busy port is detected before anything is launched: no second vLLM starts.
     other = EdgeServer(backend="vllm", port=vllm_server.port)
