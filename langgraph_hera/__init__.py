@@ -17,7 +17,19 @@ from langgraph_hera.routing import (
     create_text_agent,
     route_by_decision,
 )
-from langgraph_hera.state import Decision, HeraContext, HeraState, LedgerEntry, Target
+from langgraph_hera.state import (
+    Decision,
+    HeraContext,
+    HeraState,
+    LedgerEntry,
+    SupervisorDecision,
+    Target,
+)
+from langgraph_hera.supervision import (
+    create_supervised_agent,
+    create_supervised_text_agent,
+    create_supervisor_node,
+)
 
 __version__ = "0.1.0"
 
@@ -34,10 +46,14 @@ __all__ = [
     "RouteInput",
     "RoutedChatModel",
     "RoutingPolicy",
+    "SupervisorDecision",
     "Target",
     "add_router",
     "create_hera_agent",
     "create_router_node",
+    "create_supervised_agent",
+    "create_supervised_text_agent",
+    "create_supervisor_node",
     "create_text_agent",
     "edge_chat_model",
     "route_by_decision",

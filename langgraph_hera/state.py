@@ -79,6 +79,37 @@ class LedgerEntry(TypedDict):
     cache_hit: NotRequired[bool]
 
 
+class SupervisorDecision(TypedDict):
+    """One supervisor call (PEVR / EVA), as stored in ``supervision_log`` and traced.
+
+    Attributes:
+        step: Executor steps taken when the supervisor ran.
+        mode: ``"pevr"`` or ``"eva"``.
+        action: ``"plan"`` (PEVR's initial plan), ``"verify"`` (on track: continue),
+            ``"replan"`` (PEVR, off track) or ``"advise"`` (EVA, off track).
+        on_track: The verdict (``None`` for the initial plan).
+        reason: The verifier's reason, or why the verdict defaulted (unparsable, unreachable).
+        parsed: False when the verifier's output could not be parsed (then on track).
+        trigger: What made the supervisor run: ``"start"``, ``"every <T_v>"`` or the trigger
+            policy's name.
+        context_tokens: The executor's context (prompt tokens of its last call) before the call;
+            after an intervention the executor starts again from the compact handoff.
+        handoff_chars: Length of the handoff text given to the executor (0 when none).
+        latency_ms: Wall time of the supervisor's model calls.
+    """
+
+    step: int
+    mode: str
+    action: str
+    on_track: bool | None
+    reason: str
+    parsed: bool
+    trigger: str
+    context_tokens: int
+    handoff_chars: int
+    latency_ms: float
+
+
 class HeraState(MessagesState):
     """State of a routed agent: messages plus routing, cost and environment fields.
 
@@ -123,6 +154,21 @@ class HeraState(MessagesState):
     score: NotRequired[float]
     errors: Annotated[list[str], operator.add]
     """Recorded, non-fatal errors (edge failures, unparsable outputs, env faults)."""
+    # Supervised agents (PEVR / EVA).
+    query: NotRequired[str]
+    """The user's request as the supervisor saw it first (kept across context resets)."""
+    plan: NotRequired[str | None]
+    """PEVR: the supervisor's current plan."""
+    handoff: NotRequired[str | None]
+    """The compact text the executor restarted from at the last intervention."""
+    supervision_log: Annotated[list[SupervisorDecision], operator.add]
+    last_verified_step: NotRequired[int]
+    """Executor step count at the supervisor's last verification (or the initial plan)."""
+    context_start: NotRequired[int]
+    """Executor step count at the last context reset (0: never reset)."""
+    expert_distance: NotRequired[int | None]
+    """Length of the expert's plan from the current state (ground truth of progress, recorded
+    only when the env node tracks progress)."""
 
 
 @dataclass

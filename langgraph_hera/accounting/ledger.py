@@ -41,6 +41,7 @@ def entry_from_message(
     edge_params: float = DEFAULT_EDGE_PARAMS,
     ops_per_joule: float = 1.5e12,
     error: str | None = None,
+    side: str | None = None,
 ) -> LedgerEntry:
     """Build the ledger entry for one model call.
 
@@ -57,6 +58,9 @@ def entry_from_message(
         edge_params: Edge model parameter count N.
         ops_per_joule: Edge hardware efficiency eta.
         error: The error of a failed call.
+        side: Where the model runs, ``"edge"`` or ``"cloud"`` (default: ``"edge"`` for the edge
+            target, else ``"cloud"``): a supervisor on the edge (the reverse-role setting) is
+            charged energy, not USD.
     """
     n_in, n_cached, n_out = _usage(message)
     name = _model_name(message, model)
@@ -65,7 +69,7 @@ def entry_from_message(
     from langgraph_hera.models.cache import is_cache_hit
 
     hit = message is not None and is_cache_hit(message)
-    if target == "edge":
+    if (side or ("edge" if target == "edge" else "cloud")) == "edge":
         usd = 0.0
         energy = 0.0 if hit else edge_energy_joules(edge_params, n_in, n_out, ops_per_joule)
     else:

@@ -52,6 +52,33 @@ def count_tokens(text: str) -> tuple[int, str]:
 _TOKENS_PER_MESSAGE = 3
 
 
+def stand_in_reply(
+    messages: Sequence[BaseMessage], text: str, model_name: str, **metadata: Any
+) -> AIMessage:
+    """A stand-in's reply: ``text`` with the usage a ``model_name`` call with the same prompt
+    would have reported (GPT-4o token counts) and ``response_metadata["stand_in"]``."""
+    n_in = 3  # reply priming
+    method = ""
+    for m in messages:
+        count, method = count_tokens(m.text if isinstance(m.text, str) else str(m.content))
+        n_in += count + _TOKENS_PER_MESSAGE
+    n_out, method = count_tokens(text)
+    return AIMessage(
+        content=text,
+        usage_metadata={
+            "input_tokens": n_in,
+            "output_tokens": n_out,
+            "total_tokens": n_in + n_out,
+        },
+        response_metadata={
+            "model_name": model_name,
+            "stand_in": STAND_IN_LABEL,
+            "token_count": method,
+            **metadata,
+        },
+    )
+
+
 class ExpertChatModel(BaseChatModel):
     """A chat model that answers with the environment's expert action (the cloud stand-in).
 
@@ -108,24 +135,7 @@ class ExpertChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         action, randomised = self._action()
-        n_in = 3  # reply priming
-        method = ""
-        for m in messages:
-            count, method = count_tokens(m.text if isinstance(m.text, str) else str(m.content))
-            n_in += count + _TOKENS_PER_MESSAGE
-        n_out, method = count_tokens(action)
-        message = AIMessage(
-            content=action,
-            usage_metadata={
-                "input_tokens": n_in,
-                "output_tokens": n_out,
-                "total_tokens": n_in + n_out,
-            },
-            response_metadata={
-                "model_name": self.model_name,
-                "stand_in": STAND_IN_LABEL,
-                "token_count": method,
-                "epsilon_action": randomised,
-            },
+        message = stand_in_reply(
+            messages, action, self.model_name, epsilon_action=randomised
         )
         return ChatResult(generations=[ChatGeneration(message=message)])

@@ -7,7 +7,7 @@ import json
 import logging
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +44,13 @@ class EpisodeResult:
     cloud_is_stand_in: bool
     error: str | None = None
     errors: list[str] = field(default_factory=list)
+    # Supervised runs (PEVR / EVA); zero for routed runs.
+    verifications: int = 0
+    interventions: int = 0
+    verifier_fp: int = 0
+    verifier_fn: int = 0
+    verifier_judged: int = 0
+    max_context_tokens: int = 0
 
     @property
     def cloud_share(self) -> float:
@@ -67,7 +74,51 @@ def summarize(results: Sequence[EpisodeResult]) -> dict[str, Any]:
         "router_ms_per_step": sum(r.router_ms for r in results) / decisions if decisions else 0.0,
         "failed_episodes": sum(r.error is not None for r in results),
         "cloud_is_stand_in": any(r.cloud_is_stand_in for r in results),
+        "interventions_per_episode": sum(r.interventions for r in results) / n if n else 0.0,
+        "verifications": sum(r.verifications for r in results),
+        "verifier_fp": sum(r.verifier_fp for r in results),
+        "verifier_fn": sum(r.verifier_fn for r in results),
+        "verifier_judged": sum(r.verifier_judged for r in results),
+        "max_context_tokens": max((r.max_context_tokens for r in results), default=0),
+        "mean_max_context_tokens": (
+            sum(r.max_context_tokens for r in results) / n if n else 0.0
+        ),
     }
+
+
+def verifier_errors(
+    supervision_log: Sequence[Mapping[str, Any]], trajectory: Sequence[Mapping[str, Any]]
+) -> tuple[int, int, int]:
+    """Score the supervisor's verdicts against the ground truth of progress.
+
+    The executor made progress between two checks when the expert's distance to the goal
+    went down (`langgraph_hera.routing.env_node.expert_distance`, recorded with
+    ``track_progress``). A false positive is an intervention (off track) although the executor
+    progressed; a false negative is "on track" although it did not.
+
+    Returns:
+        ``(false_positives, false_negatives, judged)``; verdicts whose interval has no distance
+        are not judged.
+    """
+
+    def distance(k: int) -> int | None:
+        if k == 0:
+            return trajectory[0].get("expert_distance_before") if trajectory else None
+        return trajectory[k - 1].get("expert_distance") if k - 1 < len(trajectory) else None
+
+    fp = fn = judged = 0
+    previous = 0
+    for entry in supervision_log:
+        step = int(entry["step"])
+        if entry["on_track"] is not None:
+            before, now = distance(previous), distance(step)
+            if before is not None and now is not None:
+                progressed = now < before
+                judged += 1
+                fp += (not entry["on_track"]) and progressed
+                fn += bool(entry["on_track"]) and not progressed
+        previous = step
+    return fp, fn, judged
 
 
 def _done_seeds(path: Path) -> dict[int, EpisodeResult]:
@@ -94,6 +145,7 @@ class EpisodeRunner:
         cloud_factory: Makes the cloud model for an environment (the expert stand-in needs the
             environment; a real cloud model ignores it).
         policy_factory: Makes the routing policy (one per episode: policies may keep state).
+            Not used by supervised runs.
         max_steps: Step limit per episode.
         concurrency: Episodes in flight at once.
         out_dir: Where ``steps.jsonl`` and ``episodes.jsonl`` go (resumable); ``None``: nowhere.
@@ -103,12 +155,20 @@ class EpisodeRunner:
         edge_health: Liveness probe of the edge server.
         also_edge: Ask the edge for its action at every state, whatever the policy decides
             (recorded as ``edge_action``; the replay data of Hera's imitation stage).
+        supervisor_factory: Supervised runs: makes the supervisor's model for an environment
+            (``None`` inside a supervised run: the monolithic executor). Set ``supervision``
+            to play supervised episodes (`create_supervised_text_agent`) instead of routed ones.
+        supervision: Keyword arguments of `create_supervised_text_agent` (``mode``,
+            ``verify_every``, ``summarize``, ``reverse_roles``, ...); progress is always
+            tracked so that verdicts can be scored.
+        label: The policy column of the results (default: the policy's name, or
+            ``<mode>-T<verify_every>`` for supervised runs).
     """
 
     env_factory: Callable[[], TextEnv]
     edge: Any
     cloud_factory: Callable[[TextEnv], Any]
-    policy_factory: Callable[[], RoutingPolicy]
+    policy_factory: Callable[[], RoutingPolicy] | None = None
     max_steps: int = 50
     concurrency: int = 2
     out_dir: Path | None = None
@@ -117,16 +177,40 @@ class EpisodeRunner:
     edge_params: float = DEFAULT_EDGE_PARAMS
     edge_health: Callable[[], bool] | None = None
     also_edge: bool = False
+    supervisor_factory: Callable[[TextEnv], Any] | None = None
+    supervision: Mapping[str, Any] | None = None
+    label: str | None = None
 
     def __post_init__(self) -> None:
+        if self.policy_factory is None and self.supervision is None:
+            raise ValueError("EpisodeRunner needs policy_factory (routed) or supervision")
         if self.concurrency < 1:
             raise ValueError(f"concurrency must be >= 1, got {self.concurrency!r}")
         if self.max_steps < 1:
             raise ValueError(f"max_steps must be >= 1, got {self.max_steps!r}")
 
-    async def _episode(self, env: TextEnv, seed: int) -> tuple[EpisodeResult, list[dict]]:
+    def _agent(self, env: TextEnv) -> tuple[Any, str]:
+        if self.supervision is not None:
+            from langgraph_hera.supervision import create_supervised_text_agent
+
+            sup = dict(self.supervision)
+            reverse = bool(sup.get("reverse_roles"))
+            supervisor = self.supervisor_factory(env) if self.supervisor_factory else None
+            agent = create_supervised_text_agent(
+                executor=self.cloud_factory(env) if reverse else self.edge,
+                supervisor=supervisor,
+                pricing=self.pricing,
+                edge_params=self.edge_params,
+                track_progress=True,
+                **sup,
+            )
+            if supervisor is None:
+                label = "monolithic-edge"
+            else:
+                label = f"{sup.get('mode', 'pevr')}-T{sup.get('verify_every', 4)}"
+            return agent, self.label or label
+        assert self.policy_factory is not None
         policy = self.policy_factory()
-        t0 = time.perf_counter()
         agent = create_text_agent(
             edge=self.edge,
             cloud=self.cloud_factory(env),
@@ -136,6 +220,11 @@ class EpisodeRunner:
             edge_health=self.edge_health,
             propose_edge=self.also_edge,
         )
+        return agent, self.label or policy.name
+
+    async def _episode(self, env: TextEnv, seed: int) -> tuple[EpisodeResult, list[dict]]:
+        t0 = time.perf_counter()
+        agent, label = self._agent(env)
         ctx = HeraContext(env=env, max_steps=self.max_steps)
         try:
             out = await agent.ainvoke(
@@ -150,10 +239,13 @@ class EpisodeRunner:
         ledger = CostLedger(out.get("ledger") or [])
         log = out.get("route_log") or []
         traj = out.get("trajectory") or []
+        sup_log = out.get("supervision_log") or []
+        fp, fn, judged = verifier_errors(sup_log, traj)
+        executor_calls = [e for e in ledger.entries if e["target"] != "supervisor"]
         result = EpisodeResult(
             suite=env.suite,
             seed=seed,
-            policy=policy.name,
+            policy=label,
             success=bool(out.get("success", False)),
             steps=len(traj),
             edge_steps=sum(d["target"] == "edge" for d in log),
@@ -168,6 +260,14 @@ class EpisodeRunner:
             cloud_is_stand_in=self.cloud_is_stand_in,
             error=error,
             errors=list(out.get("errors") or []),
+            verifications=sum(d["on_track"] is not None for d in sup_log),
+            interventions=sum(d["action"] in ("replan", "advise") for d in sup_log),
+            verifier_fp=fp,
+            verifier_fn=fn,
+            verifier_judged=judged,
+            max_context_tokens=max(
+                (e["input_tokens"] + e["output_tokens"] for e in executor_calls), default=0
+            ),
         )
         task = out.get("task", "")
         steps = [
@@ -175,7 +275,7 @@ class EpisodeRunner:
                 "suite": env.suite,
                 "seed": seed,
                 "task": task,
-                "policy": policy.name,
+                "policy": label,
                 **r,
                 "episode_success": result.success,
             }

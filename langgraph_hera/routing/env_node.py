@@ -123,22 +123,48 @@ def _fields(obs: EnvStep) -> dict[str, Any]:
     }
 
 
+def expert_distance(env: TextEnv, obs: EnvStep | None = None) -> int | None:
+    """Ground truth of progress: the length of the expert's plan from the current state
+    (0 once the task is won; ``None`` when the environment has no planner or it found none)."""
+    if obs is not None and obs.success:
+        return 0
+    if obs is not None and obs.done:
+        return None
+    try:
+        first = env.expert_action()
+    except Exception:  # noqa: BLE001 - progress tracking must never break an episode
+        logger.debug("expert_distance failed", exc_info=True)
+        return None
+    plan = getattr(env, "last_plan", None)
+    return len(plan) if plan else (1 if first else None)
+
+
 def env_step(
-    state: dict[str, Any], config: RunnableConfig, *, history_window: int = 4
+    state: dict[str, Any],
+    config: RunnableConfig,
+    *,
+    history_window: int = 4,
+    track_progress: bool = False,
 ) -> dict[str, Any]:
     """Reset the environment (no observation yet) or execute ``state['action']``.
 
     ``history_window`` must match the action nodes' so the recorded prompt is the one sent.
+    ``track_progress`` records the expert's distance to the goal before and after each step
+    (``expert_distance_before`` / ``expert_distance``), the ground truth the supervisor's
+    verdicts are scored against.
     """
     env, own = _env_for(state, config)
     if "observation" not in state:
         seed = state.get("seed", context_value(current_context(), "seed", 0))
         obs = env.reset(int(seed))
-        return {
+        update: dict[str, Any] = {
             **_fields(obs),
             "step": 0,
             "messages": [HumanMessage(f"Task: {obs.task}\n{obs.observation}")],
         }
+        if track_progress:
+            update["expert_distance"] = expert_distance(env, obs)
+        return update
     action = str(state.get("action", ""))
     try:
         obs = env.step(action)
@@ -193,9 +219,15 @@ def env_step(
         "latency_ms": ledger.get("latency_ms", 0.0),
         "decision_ms": decision.get("latency_ms", 0.0),
     }
+    progress: dict[str, Any] = {}
+    if track_progress:
+        progress["expert_distance"] = expert_distance(env, obs)
+        record["expert_distance_before"] = state.get("expert_distance")
+        record["expert_distance"] = progress["expert_distance"]
     if obs.done and own:
         _release(config)
     return {
+        **progress,
         **_fields(obs),
         "last_action": action,
         "action_repeats": sum(_norm(a) == _norm(action) for a in past),
@@ -205,16 +237,22 @@ def env_step(
     }
 
 
-def create_env_node(*, name: str = "env", history_window: int = 4) -> RunnableLambda:
+def create_env_node(
+    *, name: str = "env", history_window: int = 4, track_progress: bool = False
+) -> RunnableLambda:
     """The environment node: resets on the first visit, then executes each chosen action.
 
     Args:
         name: Node name.
         history_window: The action nodes' history window (for the recorded prompt).
+        track_progress: Record the expert's distance to the goal at every step (costs one
+            expert call per step; see `env_step`).
     """
 
     def node(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
-        return env_step(state, config, history_window=history_window)
+        return env_step(
+            state, config, history_window=history_window, track_progress=track_progress
+        )
 
     return RunnableLambda(node, name=name)
 

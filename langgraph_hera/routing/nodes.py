@@ -39,7 +39,7 @@ class _Call:
         pricing: Pricing | None,
         edge_params: float,
         model_name: str,
-        router_node: str = "router",
+        router_node: str | None = "router",
     ) -> None:
         self.router_node = router_node
         self.target = target
@@ -67,7 +67,7 @@ class _Call:
 
     def failure(self, state: dict[str, Any], exc: Exception, t0: float) -> Command:
         """A failed call, recorded: the edge hands the step back to the router (which sends it
-        to the cloud); a failed cloud call halts the run."""
+        to the cloud); a failed cloud call, or an edge call without a router, halts the run."""
         step = int(state.get("step", 0))
         error = f"{type(exc).__name__}: {exc}"
         msg = f"step {step}: {self.target} call failed: {error}"
@@ -76,10 +76,10 @@ class _Call:
             "ledger": [self.entry(None, step, t0, error=error)],
             "errors": [msg],
         }
-        if self.target == "edge":
+        if self.target == "edge" and self.router_node:
             update.update(edge_failed_step=step, edge_error=error)
             return Command(goto=self.router_node, update=update)
-        update["halt"] = f"cloud call failed at step {step}: {error}"
+        update["halt"] = f"{self.target} call failed at step {step}: {error}"
         return Command(goto=END, update=update)
 
 
@@ -100,7 +100,7 @@ def create_model_node(
     pricing: Pricing | None = None,
     edge_params: float = DEFAULT_EDGE_PARAMS,
     tools_node: str | None = "tools",
-    router_node: str = "router",
+    router_node: str | None = "router",
 ) -> RunnableLambda:
     """A node that runs one chat-model step of a tool-calling agent.
 
@@ -115,7 +115,8 @@ def create_model_node(
         pricing: Cloud prices for the ledger.
         edge_params: Edge model size N for the energy estimate.
         tools_node: Where a reply with tool calls goes (``None``: always END).
-        router_node: Where a failed edge call hands the step back to.
+        router_node: Where a failed edge call hands the step back to (``None``: the run halts,
+            recorded).
 
     Returns:
         A runnable node returning `Command`; declare ``destinations=(tools_node, router_node,
@@ -180,6 +181,25 @@ def action_prompt(state: dict[str, Any], *, history_window: int = 4) -> list[Bas
         lines.append("Valid actions: " + " | ".join(valid))
     lines.append("Action:")
     return [SystemMessage(ACTION_SYSTEM_PROMPT), HumanMessage("\n".join(lines))]
+
+
+def messages_prompt(state: dict[str, Any]) -> list[BaseMessage]:
+    """The messages a ReAct-style executor sees: its whole context since the last reset.
+
+    The context grows by one action and one observation per step until a supervisor resets it
+    (the monolithic agent of the PEVR/EVA paper); the valid actions are appended to the last
+    message.
+    """
+    msgs = list(state.get("messages") or [])
+    valid = state.get("valid_actions") or []
+    tail = ("Valid actions: " + " | ".join(valid) + "\n" if valid else "") + "Action:"
+    if msgs and isinstance(msgs[-1], HumanMessage):
+        last = msgs.pop()
+        text = last.content if isinstance(last.content, str) else str(last.content)
+        msgs.append(HumanMessage(f"{_clip(text, 1200)}\n{tail}"))
+    else:
+        msgs.append(HumanMessage(tail))
+    return [SystemMessage(ACTION_SYSTEM_PROMPT), *msgs]
 
 
 def _clip(text: str, limit: int = 600) -> str:
@@ -259,8 +279,9 @@ def create_action_node(
     edge_params: float = DEFAULT_EDGE_PARAMS,
     history_window: int = 4,
     env_node: str = "env",
-    router_node: str = "router",
+    router_node: str | None = "router",
     propose_only: bool = False,
+    history: str = "window",
 ) -> RunnableLambda:
     """A node that asks ``model`` for the next action of a text-action environment.
 
@@ -276,13 +297,24 @@ def create_action_node(
         edge_params: Edge model size N for the energy estimate.
         history_window: How many past (action, observation) pairs the prompt shows.
         env_node: Where the action goes.
-        router_node: Where a failed edge call hands the step back to.
+        router_node: Where a failed edge call hands the step back to (``None``: the run halts,
+            recorded).
         propose_only: Edge-first routing: only propose the action (``edge_proposal``, with its
             logprob, for the router to see) and go to the router. The edge node then executes
             the proposal of the same step without calling the model again.
+        history: ``"window"``: the prompt shows the last ``history_window`` steps (bounded);
+            ``"messages"``: the model sees its whole context since the last reset
+            (`messages_prompt`, the executor of supervised agents).
     """
+    if history not in ("window", "messages"):
+        raise ValueError(f"history must be 'window' or 'messages', got {history!r}")
     call = _Call(_check_target(target), pricing, edge_params, _model_name(model), router_node)
     name = "propose" if propose_only else target
+
+    def _prompt(state: dict[str, Any]) -> list[BaseMessage]:
+        if history == "messages":
+            return messages_prompt(state)
+        return action_prompt(state, history_window=history_window)
 
     def _reuse(state: dict[str, Any]) -> Command | None:
         """Execute this step's edge proposal (already paid for) instead of a second call."""
@@ -337,7 +369,7 @@ def create_action_node(
             return reused
         t0 = time.perf_counter()
         try:
-            prompt = action_prompt(state, history_window=history_window)
+            prompt = _prompt(state)
             reply = _bound(state).invoke(prompt, call.config(state, config))
         except Exception as exc:
             return call.failure(state, exc, t0)
@@ -349,7 +381,7 @@ def create_action_node(
             return reused
         t0 = time.perf_counter()
         try:
-            prompt = action_prompt(state, history_window=history_window)
+            prompt = _prompt(state)
             reply = await _bound(state).ainvoke(prompt, call.config(state, config))
         except Exception as exc:
             return call.failure(state, exc, t0)

@@ -1,0 +1,198 @@
+"""Prebuilt supervised agents: a tool-calling agent and a text-action agent, PEVR or EVA."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, Literal
+
+from langchain_core.tools import BaseTool
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
+
+from langgraph_hera.accounting.ledger import DEFAULT_EDGE_PARAMS
+from langgraph_hera.accounting.pricing import Pricing
+from langgraph_hera.policies.base import RoutingPolicy
+from langgraph_hera.routing.env_node import create_env_node, route_after_env
+from langgraph_hera.routing.nodes import create_action_node, create_model_node
+from langgraph_hera.state import HeraContext, HeraState, Target
+from langgraph_hera.supervision.node import create_supervisor_node
+
+
+def _sides(reverse: bool) -> tuple[Target, str]:
+    """(executor target, supervisor side)."""
+    return ("cloud", "edge") if reverse else ("edge", "cloud")
+
+
+def create_supervised_agent(
+    *,
+    executor: Any,
+    supervisor: Any,
+    tools: Sequence[BaseTool | Callable[..., Any]] = (),
+    mode: str = "pevr",
+    verify_every: int | None = 4,
+    max_turns: int = 40,
+    summarize: bool = True,
+    trigger: RoutingPolicy | str | None = None,
+    system_prompt: str | None = None,
+    pricing: Pricing | None = None,
+    edge_params: float = DEFAULT_EDGE_PARAMS,
+    reverse_roles: bool = False,
+    checkpointer: Any = None,
+    name: str = "supervised_agent",
+) -> CompiledStateGraph:
+    """A prebuilt tool-calling agent: an edge executor under a cloud supervisor (PEVR / EVA).
+
+    Returns a **compiled** graph ``supervisor -> executor -> tools -> supervisor -> ...``; the
+    run ends when the executor answers without tool calls or after ``max_turns`` executor turns.
+    The supervisor plans (PEVR), verifies every ``verify_every`` turns and, off track, replans
+    (PEVR) or advises (EVA) and resets the executor's context (see `create_supervisor_node`).
+
+    Args:
+        executor: The executor's chat model (pass it unbound; tools are bound here).
+        supervisor: The supervisor's chat model.
+        tools: Tools the executor may call.
+        mode: ``"pevr"`` or ``"eva"``.
+        verify_every: Verification interval T_v in executor turns.
+        max_turns: Most executor turns per run.
+        summarize: EVA: a summary of prior work in the handoff.
+        trigger: A routing policy that decides when to verify (beyond the paper).
+        system_prompt: Prepended to the executor's messages.
+        pricing: Cloud prices for the ledger.
+        edge_params: Edge model size N.
+        reverse_roles: The paper's reverse-role check: the executor is the cloud model and the
+            supervisor the edge model (ledger sides swapped accordingly).
+        checkpointer: Passed to ``compile``.
+        name: Graph name.
+
+    Raises:
+        ValueError: Invalid ``mode``, ``verify_every`` or ``max_turns``.
+
+    Example:
+        >>> agent = create_supervised_agent(
+        ...     executor=edge_chat_model(url, "Qwen/Qwen3-4B"), supervisor=ChatOpenAI(model="gpt-4o"),
+        ...     tools=[search], mode="eva", verify_every=3)
+        >>> agent.invoke({"messages": [("user", "Who ...?")]})["supervision_log"]
+    """
+    if max_turns < 1:
+        raise ValueError(f"max_turns must be >= 1, got {max_turns!r}")
+    executor_target, side = _sides(reverse_roles)
+    builder: StateGraph = StateGraph(HeraState, context_schema=HeraContext)  # type: ignore[arg-type]
+    tool_list = list(tools)
+    model = executor.bind_tools(tool_list) if tool_list else executor
+    builder.add_node(
+        "supervisor",
+        create_supervisor_node(
+            supervisor,
+            mode=mode,
+            verify_every=verify_every,
+            summarize=summarize,
+            trigger=trigger,
+            side=side,
+            executor_target=executor_target,
+            pricing=pricing,
+            edge_params=edge_params,
+        ),
+    )
+    builder.add_node(
+        "executor",
+        create_model_node(
+            model,
+            target=executor_target,
+            system_prompt=system_prompt,
+            pricing=pricing,
+            edge_params=edge_params,
+            tools_node="tools" if tool_list else None,
+            router_node=None,
+        ),
+        destinations=("tools", END) if tool_list else (END,),
+    )
+    builder.add_edge(START, "supervisor")
+    builder.add_edge("supervisor", "executor")
+    if tool_list:
+        from langgraph.prebuilt import ToolNode
+
+        builder.add_node("tools", ToolNode(tool_list))
+
+        def after_tools(state: dict[str, Any]) -> Literal["supervisor", "__end__"]:
+            return END if int(state.get("step", 0)) >= max_turns else "supervisor"
+
+        builder.add_conditional_edges("tools", after_tools, {"supervisor": "supervisor", END: END})
+    return builder.compile(checkpointer=checkpointer, name=name)
+
+
+def create_supervised_text_agent(
+    *,
+    executor: Any,
+    supervisor: Any,
+    mode: str = "pevr",
+    verify_every: int | None = 4,
+    summarize: bool = True,
+    trigger: RoutingPolicy | str | None = None,
+    constrain_executor: bool = True,
+    pricing: Pricing | None = None,
+    edge_params: float = DEFAULT_EDGE_PARAMS,
+    reverse_roles: bool = False,
+    track_progress: bool = False,
+    checkpointer: Any = None,
+    name: str = "supervised_text_agent",
+) -> CompiledStateGraph:
+    """A supervised agent for text-action environments: ``env -> supervisor -> executor -> env``.
+
+    The executor is a ReAct-style agent whose context is every step since its last reset
+    (`messages_prompt`); the supervisor works as in `create_supervised_agent`. The turn budget
+    is the run context's ``max_steps`` (`HeraContext`).
+
+    Args:
+        executor: The executor's chat model (constrained to the valid actions when it is an
+            OpenAI-compatible model and ``constrain_executor``).
+        supervisor: The supervisor's chat model (offline: `ExpertSupervisor`, a stand-in);
+            ``None``: the monolithic executor alone (the baseline of the context comparison).
+        mode: ``"pevr"`` or ``"eva"``.
+        verify_every: Verification interval T_v in executor steps.
+        summarize: EVA: a summary of prior work in the handoff.
+        trigger: A routing policy that decides when to verify (beyond the paper).
+        constrain_executor: Constrain the executor to the valid actions.
+        pricing: Cloud prices for the ledger.
+        edge_params: Edge model size N.
+        reverse_roles: Cloud executor, edge supervisor (the paper's Table 4 check).
+        track_progress: Record the expert's distance to the goal at every step (the ground
+            truth for verifier false positives / negatives).
+        checkpointer: Passed to ``compile``.
+        name: Graph name.
+    """
+    executor_target, side = _sides(reverse_roles)
+    builder: StateGraph = StateGraph(HeraState, context_schema=HeraContext)  # type: ignore[arg-type]
+    builder.add_node("env", create_env_node(track_progress=track_progress))
+    builder.add_node(
+        "supervisor",
+        create_supervisor_node(
+            supervisor,
+            mode=mode,
+            verify_every=verify_every,
+            summarize=summarize,
+            trigger=trigger,
+            side=side,
+            executor_target=executor_target,
+            pricing=pricing,
+            edge_params=edge_params,
+        ),
+    )
+    builder.add_node(
+        "executor",
+        create_action_node(
+            executor,
+            target=executor_target,
+            constrain=constrain_executor,
+            pricing=pricing,
+            edge_params=edge_params,
+            router_node=None,
+            history="messages",
+        ),
+        destinations=("env", END),
+    )
+    builder.add_edge(START, "env")
+    builder.add_conditional_edges(
+        "env", route_after_env, {"router": "supervisor", END: END}
+    )
+    builder.add_edge("supervisor", "executor")
+    return builder.compile(checkpointer=checkpointer, name=name)

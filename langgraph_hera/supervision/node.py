@@ -1,0 +1,404 @@
+"""The supervisor node: PEVR (plan, verify against the plan, replan) and EVA (verify against the
+query, summary + advice), with context resets of the executor."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from langchain_core.messages import BaseMessage, HumanMessage, RemoveMessage
+from langchain_core.runnables import RunnableConfig, RunnableLambda
+from langgraph.graph.message import REMOVE_ALL_MESSAGES
+
+from langgraph_hera.accounting.ledger import DEFAULT_EDGE_PARAMS, entry_from_message
+from langgraph_hera.accounting.pricing import Pricing
+from langgraph_hera.policies.base import RoutingPolicy, get_policy
+from langgraph_hera.routing.features import message_text, route_input_from_state
+from langgraph_hera.state import Decision, LedgerEntry, SupervisorDecision, Target
+from langgraph_hera.supervision.prompts import (
+    advise_prompt,
+    parse_verdict,
+    plan_prompt,
+    replan_prompt,
+    verify_prompt,
+)
+from langgraph_hera.tracing import trace_decision
+
+logger = logging.getLogger(__name__)
+
+MODES = ("pevr", "eva")
+SIDES = ("edge", "cloud")
+
+
+def _clip(text: str, limit: int) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def transcript(state: dict[str, Any], since: int = 0, *, max_chars: int = 3000) -> str:
+    """The executor's steps from step ``since`` on, as the supervisor reads them.
+
+    Text-action agents: ``> action`` lines with the observation that followed. Tool-calling
+    agents: the executor's messages since its last context reset. The oldest lines are dropped
+    beyond ``max_chars``.
+    """
+    if "valid_actions" in state:
+        records = [r for r in state.get("trajectory") or [] if int(r["step"]) >= since]
+        lines = [f"> {r['action']}\n{_clip(r['next_observation'], 300)}" for r in records]
+    else:
+        lines = []
+        for m in state.get("messages") or []:
+            role = {"human": "user", "ai": "executor", "tool": "tool"}.get(m.type, m.type)
+            lines.append(f"{role}: {_clip(message_text(m), 400)}")
+    if not lines:
+        return "(no steps yet)"
+    out: list[str] = []
+    used = 0
+    for line in reversed(lines):
+        if used + len(line) > max_chars and out:
+            out.append("...")
+            break
+        out.append(line)
+        used += len(line) + 1
+    return "\n".join(reversed(out))
+
+
+def _situation(state: dict[str, Any]) -> str:
+    if "valid_actions" not in state:
+        return ""
+    valid = state.get("valid_actions") or []
+    return (
+        f"Current observation: {_clip(state.get('observation', ''), 600)}\n"
+        f"Valid actions now: {' | '.join(valid)}"
+    )
+
+
+def _query(state: dict[str, Any]) -> str:
+    if state.get("query"):
+        return str(state["query"])
+    if state.get("task"):
+        return str(state["task"])
+    first = next((m for m in state.get("messages") or [] if m.type == "human"), None)
+    return message_text(first) if first is not None else ""
+
+
+def _context_tokens(state: dict[str, Any]) -> int:
+    """Prompt tokens of the executor's last call (its context before this supervisor step)."""
+    for entry in reversed(state.get("ledger") or []):
+        if entry["target"] != "supervisor":
+            return int(entry["input_tokens"])
+    return 0
+
+
+def _handoff_message(state: dict[str, Any], label: str, text: str) -> HumanMessage:
+    query = _query(state)
+    if "valid_actions" in state:
+        return HumanMessage(
+            f"Task: {query}\n{label}:\n{text.strip()}\n"
+            f"Observation: {_clip(state.get('observation', ''), 1200)}"
+        )
+    return HumanMessage(f"{query}\n\n{label}:\n{text.strip()}")
+
+
+class _Supervisor:
+    def __init__(
+        self,
+        model: Any,
+        mode: str,
+        verify_every: int | None,
+        summarize: bool,
+        trigger: RoutingPolicy | None,
+        side: str,
+        executor_target: Target,
+        pricing: Pricing | None,
+        edge_params: float,
+    ) -> None:
+        self.model = model
+        self.mode = mode
+        self.verify_every = verify_every
+        self.summarize = summarize
+        self.trigger = trigger
+        self.side = side
+        self.executor_target = executor_target
+        self.pricing = pricing
+        self.edge_params = edge_params
+
+    # -- one model call ----------------------------------------------------------------------
+
+    def _call(
+        self, messages: list[BaseMessage], step: int, config: RunnableConfig
+    ) -> tuple[str | None, LedgerEntry, str | None]:
+        t0 = time.perf_counter()
+        try:
+            reply = self.model.invoke(messages, config)
+        except Exception as exc:  # an unreachable supervisor lets the executor go on
+            error = f"{type(exc).__name__}: {exc}"
+            entry = entry_from_message(
+                None,
+                step=step,
+                target="supervisor",
+                latency_ms=(time.perf_counter() - t0) * 1e3,
+                pricing=self.pricing,
+                model=_name(self.model),
+                edge_params=self.edge_params,
+                error=error,
+                side=self.side,
+            )
+            return None, entry, error
+        entry = entry_from_message(
+            reply,
+            step=step,
+            target="supervisor",
+            latency_ms=(time.perf_counter() - t0) * 1e3,
+            pricing=self.pricing,
+            model=_name(self.model),
+            edge_params=self.edge_params,
+            side=self.side,
+        )
+        return message_text(reply), entry, None
+
+    # -- the node ----------------------------------------------------------------------------
+
+    def _due(self, state: dict[str, Any], step: int) -> str | None:
+        """Why the supervisor verifies now (``None``: not now)."""
+        last = int(state.get("last_verified_step", 0))
+        if step <= last:
+            return None
+        if self.trigger is not None:
+            decision = self.trigger.decide(route_input_from_state(state))
+            if decision["target"] == "cloud":
+                return f"{self.trigger.name}: {decision['reason']}"
+        if self.verify_every is not None and step - last >= self.verify_every:
+            return f"every {self.verify_every}"
+        return None
+
+    def _executor_decision(self, step: int) -> Decision:
+        return Decision(
+            step=step,
+            target=self.executor_target,
+            score=0.0,
+            threshold=None,
+            policy=f"supervised-{self.mode}",
+            reason=f"executor step ({self.mode} executor)",
+            latency_ms=0.0,
+        )
+
+    def __call__(self, state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
+        step = int(state.get("step", 0))
+        update: dict[str, Any] = {}
+        if not state.get("query"):
+            update["query"] = _query(state)
+            state = {**state, **update}
+        log: SupervisorDecision | None = None
+        if self.model is None:  # the monolithic baseline: the executor alone
+            pass
+        elif self.mode == "pevr" and step == 0 and not state.get("supervision_log"):
+            log, more = self._plan(state, step, config)
+            update = _merge(update, more)
+        else:
+            trigger = self._due(state, step)
+            if trigger is not None:
+                log, more = self._verify(state, step, trigger, config)
+                update = _merge(update, more)
+        if log is not None:
+            update["supervision_log"] = [log]
+            trace_decision(log, config, kind="supervisor")
+        decision = self._executor_decision(step)
+        update["decision"] = decision
+        update["route_log"] = [decision]
+        return update
+
+    def _plan(
+        self, state: dict[str, Any], step: int, config: RunnableConfig
+    ) -> tuple[SupervisorDecision, dict[str, Any]]:
+        t0 = time.perf_counter()
+        text, entry, error = self._call(
+            plan_prompt(_query(state), _situation(state)), step, config
+        )
+        update: dict[str, Any] = {"ledger": [entry], "last_verified_step": step}
+        reason = "initial plan"
+        handoff = 0
+        if error is not None or not (text or "").strip():
+            reason = f"no plan (supervisor unreachable: {error})" if error else "empty plan"
+            update["errors"] = [f"step {step}: supervisor plan failed: {reason}"]
+        else:
+            assert text is not None
+            msg = _handoff_message(state, "Plan", text)
+            handoff = len(text)
+            update.update(
+                plan=text.strip(),
+                handoff=text.strip(),
+                messages=[RemoveMessage(id=REMOVE_ALL_MESSAGES), msg],
+            )
+        return self._log(step, "plan", None, reason, True, "start", state, handoff, t0), update
+
+    def _verify(
+        self, state: dict[str, Any], step: int, trigger: str, config: RunnableConfig
+    ) -> tuple[SupervisorDecision, dict[str, Any]]:
+        t0 = time.perf_counter()
+        since = int(state.get("last_verified_step", 0))
+        recent = transcript(state, since)
+        text, entry, error = self._call(
+            verify_prompt(self.mode, _query(state), recent, state.get("plan")), step, config
+        )
+        update: dict[str, Any] = {"ledger": [entry], "last_verified_step": step}
+        if error is not None:
+            on_track, reason, parsed = True, f"supervisor unreachable: {error}", False
+        else:
+            on_track, reason, parsed = parse_verdict(text)
+        if not parsed:
+            update["errors"] = [f"step {step}: verifier output counted as on track: {reason}"]
+        if on_track:
+            return (
+                self._log(step, "verify", True, reason, parsed, trigger, state, 0, t0),
+                update,
+            )
+        # Off track: intervene, and restart the executor from a compact handoff.
+        if self.mode == "pevr":
+            prompt = replan_prompt(
+                _query(state), state.get("plan"), recent, reason, _situation(state)
+            )
+            action, label = "replan", "Revised plan"
+        else:
+            prompt = advise_prompt(
+                _query(state),
+                transcript(state, int(state.get("context_start", 0))),
+                reason,
+                summarize=self.summarize,
+                situation=_situation(state),
+            )
+            action, label = "advise", "Summary and advice" if self.summarize else "Advice"
+        text, entry2, error = self._call(prompt, step, config)
+        update["ledger"].append(entry2)
+        if error is not None or not (text or "").strip():
+            why = f"supervisor unreachable: {error}" if error else "empty reply"
+            update["errors"] = [
+                *update.get("errors", []),
+                f"step {step}: {action} failed ({why}); the executor goes on unchanged",
+            ]
+            log = self._log(step, action, False, f"{reason}; {why}", parsed, trigger, state, 0, t0)
+            return log, update
+        assert text is not None
+        update.update(
+            handoff=text.strip(),
+            context_start=step,
+            messages=[RemoveMessage(id=REMOVE_ALL_MESSAGES), _handoff_message(state, label, text)],
+        )
+        if self.mode == "pevr":
+            update["plan"] = text.strip()
+        log = self._log(step, action, False, reason, parsed, trigger, state, len(text), t0)
+        return log, update
+
+    def _log(
+        self,
+        step: int,
+        action: str,
+        on_track: bool | None,
+        reason: str,
+        parsed: bool,
+        trigger: str,
+        state: dict[str, Any],
+        handoff_chars: int,
+        t0: float,
+    ) -> SupervisorDecision:
+        return SupervisorDecision(
+            step=step,
+            mode=self.mode,
+            action=action,
+            on_track=on_track,
+            reason=reason,
+            parsed=parsed,
+            trigger=trigger,
+            context_tokens=_context_tokens(state),
+            handoff_chars=handoff_chars,
+            latency_ms=(time.perf_counter() - t0) * 1e3,
+        )
+
+
+def _merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    out = dict(a)
+    for key, value in b.items():
+        if key in ("errors", "ledger") and key in out:
+            out[key] = [*out[key], *value]
+        else:
+            out[key] = value
+    return out
+
+
+def _name(model: Any) -> str:
+    from langgraph_hera.routing.nodes import _model_name
+
+    return _model_name(model)
+
+
+def check_supervision_args(mode: str, verify_every: int | None, trigger: Any) -> None:
+    """Validate the supervisor settings; raises ``ValueError`` naming the bad value."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {list(MODES)}, got {mode!r}")
+    if verify_every is None and trigger is None:
+        raise ValueError("give verify_every (T_v >= 1), a trigger policy, or both")
+    if verify_every is not None and (
+        isinstance(verify_every, bool) or not isinstance(verify_every, int) or verify_every < 1
+    ):
+        raise ValueError(f"verify_every (T_v) must be an int >= 1 or None, got {verify_every!r}")
+
+
+def create_supervisor_node(
+    model: Any,
+    *,
+    mode: str = "pevr",
+    verify_every: int | None = 4,
+    summarize: bool = True,
+    trigger: RoutingPolicy | str | None = None,
+    side: str = "cloud",
+    executor_target: Target = "edge",
+    pricing: Pricing | None = None,
+    edge_params: float = DEFAULT_EDGE_PARAMS,
+    name: str = "supervisor",
+) -> RunnableLambda:
+    """The supervisor node of a PEVR / EVA agent; place it before every executor step.
+
+    **PEVR** (Plan-Execute-Verify-Replan): at the first visit the supervisor writes a plan and
+    the executor starts from it; every ``verify_every`` executor steps it checks the executor's
+    recent steps against the plan; off track, it writes a revised plan for the remaining task.
+    **EVA** (Execute-Verify-Advise): no plan; the check is against the user's request; off
+    track, it writes a summary of the work so far (``summarize``) plus advice. Every
+    intervention **resets the executor's context**: all messages are removed
+    (``RemoveMessage(REMOVE_ALL_MESSAGES)``) and replaced by one compact handoff message (task,
+    plan or advice, current observation).
+
+    Each supervisor call lands in the ledger (target ``"supervisor"``), each decision in
+    ``supervision_log`` and in the trace (a ``supervisor_decision`` child run with ``hera_*``
+    metadata). Unparsable verifier output counts as on track; an unreachable supervisor lets
+    the executor continue; both are recorded in ``errors``.
+
+    Args:
+        model: The supervisor's chat model (the cloud model; the edge in the reverse-role
+            check). ``None``: no supervision (the monolithic executor baseline); the node only
+            records the executor's steps in the route log.
+        mode: ``"pevr"`` or ``"eva"``.
+        verify_every: The verification interval T_v in executor steps (``None`` with a trigger:
+            only the trigger decides).
+        summarize: EVA: include a summary of prior work in the handoff.
+        trigger: Beyond the paper: a routing policy (or its registered name) that decides at
+            each step whether to verify now ("cloud" = verify); combined with ``verify_every``
+            as the longest interval when both are given.
+        side: Where the supervisor runs (``"cloud"``: USD in the ledger; ``"edge"``: energy).
+        executor_target: Where the executor runs (route-log target of executor steps).
+        pricing: Cloud prices for the ledger.
+        edge_params: Edge model size N (energy of an edge-side supervisor).
+        name: Node name.
+
+    Raises:
+        ValueError: Invalid ``mode``, ``verify_every`` or ``side``.
+    """
+    pol = get_policy(trigger) if isinstance(trigger, str) else trigger
+    if model is not None:
+        check_supervision_args(mode, verify_every, pol)
+    if side not in SIDES:
+        raise ValueError(f"side must be one of {list(SIDES)}, got {side!r}")
+    sup = _Supervisor(
+        model, mode, verify_every, summarize, pol, side, executor_target, pricing, edge_params
+    )
+    return RunnableLambda(sup, name=name)
