@@ -149,7 +149,10 @@ class _Models:
 
             print("starting the embedded edge model (SmolLM2-135M-Instruct) ...", file=sys.stderr)
             self.server = EdgeServer(
-                args.model, backend=args.backend, adapter=_adapter_arg(args.adapter)
+                args.model,
+                backend=args.backend,
+                adapter=_adapter_arg(args.adapter),
+                max_model_len=getattr(args, "max_model_len", 2048),
             )
             self.server.start()
             base_url, model_name = self.server.base_url, self.server.model_name
@@ -321,6 +324,89 @@ def _bench(args: argparse.Namespace) -> int:
     print((out_dir / "report.md").read_text())
     print(f"report: {out_dir / 'report.md'}  csv: {out_dir / 'results.csv'}", end="")
     print(f"  plot: {out_dir / 'pareto.png'}")
+    return 0 if report["rows"] else 1
+
+
+def _int_list(text: str, what: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise ValueError(f"{what} must be comma-separated integers, got {text!r}") from None
+
+
+def _supervise(args: argparse.Namespace) -> int:
+    from langgraph_hera.envs import FOLD_SEEDS, make_env
+    from langgraph_hera.evaluation.supervision_bench import (
+        SupervisionBench,
+        run_supervision_bench,
+        supervision_points,
+        write_report,
+    )
+    from langgraph_hera.models import edge_chat_model
+    from langgraph_hera.supervision import ExpertSupervisor, expert_plan
+
+    problem = _check_run_args(args)
+    if problem:
+        return _fail(problem)
+    try:
+        points = supervision_points(
+            [m for m in args.modes.split(",") if m],
+            _int_list(args.intervals, "--intervals"),
+            monolithic=args.monolithic,
+            reverse=_int_list(args.reverse, "--reverse"),
+            no_summary=_int_list(args.no_summary, "--no-summary"),
+        )
+    except ValueError as exc:
+        return _fail(str(exc))
+    seeds = list(FOLD_SEEDS[args.fold])[args.offset : args.offset + args.episodes]
+    out_dir = Path(args.out or f"runs/supervise-{args.suite}-{args.fold}")
+    models = _Models(args)
+    try:
+        models.start()
+    except Exception as exc:
+        return _fail(f"could not start the edge server: {exc}")
+
+    def supervisor_factory(env: Any) -> Any:
+        if not models.stand_in:
+            from langchain_openai import ChatOpenAI
+
+            return ChatOpenAI(model=args.cloud_model, temperature=0, max_completion_tokens=300)
+        return ExpertSupervisor(planner=lambda: expert_plan(env))
+
+    edge_supervisor = None
+    if args.reverse:
+        server = models.server
+        url = server.base_url if server else args.edge_url
+        name = server.model_name if server else args.edge_model
+        edge_supervisor = edge_chat_model(url, name, max_tokens=200, timeout=args.edge_timeout)
+    bench = SupervisionBench(
+        seeds=seeds,
+        out_dir=out_dir,
+        env_factory=lambda: make_env(args.suite),
+        edge=models.edge,
+        cloud_factory=models.cloud_factory,
+        supervisor_factory=supervisor_factory,
+        edge_supervisor=edge_supervisor,
+        max_steps=args.max_steps,
+        concurrency=args.concurrency,
+        cloud_is_stand_in=models.stand_in,
+    )
+    try:
+        with _progress() as progress:
+            tasks = {
+                p.label: progress.add_task(p.label, total=len(seeds), start=False) for p in points
+            }
+
+            def advance(point: Any, _: Any) -> None:
+                progress.start_task(tasks[point.label])
+                progress.advance(tasks[point.label])
+
+            run_supervision_bench(bench, points, on_episode=advance)
+    finally:
+        models.stop()
+    report = write_report(out_dir)
+    print((out_dir / "report.md").read_text())
+    print(f"report: {out_dir / 'report.md'}  csv: {out_dir / 'results.csv'}")
     return 0 if report["rows"] else 1
 
 
@@ -588,6 +674,38 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", default=None, help="bench dir (default: runs/bench-SUITE-FOLD); resumable"
     )
     bench.set_defaults(func=_bench)
+
+    supervise = sub.add_parser(
+        "supervise",
+        help="supervised agents (PEVR / EVA): an edge executor verified every T_v steps",
+    )
+    episode_args(supervise, fold="test", policy=False)
+    supervise.set_defaults(max_steps=40, concurrency=1)
+    supervise.add_argument("--modes", default="pevr", help="comma-separated: pevr, eva")
+    supervise.add_argument(
+        "--intervals", default="4", help="verification intervals T_v, e.g. 1,2,4,8,16"
+    )
+    supervise.add_argument(
+        "--monolithic",
+        action="store_true",
+        help="also play the monolithic edge and cloud executors (the baselines)",
+    )
+    supervise.add_argument(
+        "--reverse", default="", help="T_v values of the reverse-role check (edge supervisor)"
+    )
+    supervise.add_argument(
+        "--no-summary", default="", help="T_v values of EVA without summarisation"
+    )
+    supervise.add_argument(
+        "--max-model-len",
+        type=int,
+        default=8192,
+        help="edge context (the executor's context grows between resets)",
+    )
+    supervise.add_argument(
+        "--out", default=None, help="output dir (default: runs/supervise-SUITE-FOLD); resumable"
+    )
+    supervise.set_defaults(func=_supervise)
 
     adapt = sub.add_parser(
         "adapt", help="LoRA-adapt the edge model to recorded cloud trajectories (train seeds)"

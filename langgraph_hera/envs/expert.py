@@ -135,7 +135,5 @@ class ExpertChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         action, randomised = self._action()
-        message = stand_in_reply(
-            messages, action, self.model_name, epsilon_action=randomised
-        )
+        message = stand_in_reply(messages, action, self.model_name, epsilon_action=randomised)
         return ChatResult(generations=[ChatGeneration(message=message)])

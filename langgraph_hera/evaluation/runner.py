@@ -80,9 +80,7 @@ def summarize(results: Sequence[EpisodeResult]) -> dict[str, Any]:
         "verifier_fn": sum(r.verifier_fn for r in results),
         "verifier_judged": sum(r.verifier_judged for r in results),
         "max_context_tokens": max((r.max_context_tokens for r in results), default=0),
-        "mean_max_context_tokens": (
-            sum(r.max_context_tokens for r in results) / n if n else 0.0
-        ),
+        "mean_max_context_tokens": (sum(r.max_context_tokens for r in results) / n if n else 0.0),
     }
 
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlparse
 
 from langchain_core.language_models import LanguageModelInput
+from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_openai import ChatOpenAI
+from pydantic import PrivateAttr
 
 
 class ChatEdge(ChatOpenAI):
@@ -14,8 +18,35 @@ class ChatEdge(ChatOpenAI):
 
     - sends ``max_tokens`` (llama.cpp ignores ``max_completion_tokens``; vLLM takes both);
     - sends ``""`` instead of ``null`` assistant content (llama.cpp answers 500 otherwise);
-    - always uses the Chat Completions API, and asks for usage in streams.
+    - always uses the Chat Completions API, and asks for usage in streams;
+    - gives each event loop its own async HTTP client: `ChatOpenAI` shares one cached
+      ``httpx.AsyncClient`` per URL, whose pooled connections die with the loop that opened
+      them ("Event loop is closed" on the next ``asyncio.run``).
     """
+
+    _client_loop: Any = PrivateAttr(default=None)
+
+    def _bind_async_client_to_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._client_loop is loop or self.root_async_client is None:
+            return
+        if self._client_loop is not None or self.http_async_client is None:
+            import httpx
+
+            timeout = self.request_timeout if self.request_timeout is not None else 120.0
+            client = httpx.AsyncClient(timeout=timeout)  # type: ignore[arg-type]
+            self.root_async_client = self.root_async_client.copy(http_client=client)
+            self.async_client = self.root_async_client.chat.completions
+        self._client_loop = loop
+
+    async def _agenerate(self, *args: Any, **kwargs: Any) -> ChatResult:
+        self._bind_async_client_to_loop()
+        return await super()._agenerate(*args, **kwargs)
+
+    async def _astream(self, *args: Any, **kwargs: Any) -> AsyncIterator[ChatGenerationChunk]:
+        self._bind_async_client_to_loop()
+        async for chunk in super()._astream(*args, **kwargs):
+            yield chunk
 
     @property
     def _llm_type(self) -> str:

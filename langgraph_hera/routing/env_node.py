@@ -136,7 +136,7 @@ def expert_distance(env: TextEnv, obs: EnvStep | None = None) -> int | None:
         logger.debug("expert_distance failed", exc_info=True)
         return None
     plan = getattr(env, "last_plan", None)
-    return len(plan) if plan else (1 if first else None)
+    return len(plan) if plan and first else None
 
 
 def env_step(
@@ -250,9 +250,7 @@ def create_env_node(
     """
 
     def node(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
-        return env_step(
-            state, config, history_window=history_window, track_progress=track_progress
-        )
+        return env_step(state, config, history_window=history_window, track_progress=track_progress)
 
     return RunnableLambda(node, name=name)
 

@@ -69,7 +69,8 @@ def create_supervised_agent(
 
     Example:
         >>> agent = create_supervised_agent(
-        ...     executor=edge_chat_model(url, "Qwen/Qwen3-4B"), supervisor=ChatOpenAI(model="gpt-4o"),
+        ...     executor=edge_chat_model(url, "Qwen/Qwen3-4B"),
+        ...     supervisor=ChatOpenAI(model="gpt-4o"),
         ...     tools=[search], mode="eva", verify_every=3)
         >>> agent.invoke({"messages": [("user", "Who ...?")]})["supervision_log"]
     """
@@ -191,8 +192,6 @@ def create_supervised_text_agent(
         destinations=("env", END),
     )
     builder.add_edge(START, "env")
-    builder.add_conditional_edges(
-        "env", route_after_env, {"router": "supervisor", END: END}
-    )
+    builder.add_conditional_edges("env", route_after_env, {"router": "supervisor", END: END})
     builder.add_edge("supervisor", "executor")
     return builder.compile(checkpointer=checkpointer, name=name)

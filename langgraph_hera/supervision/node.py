@@ -213,9 +213,7 @@ class _Supervisor:
         self, state: dict[str, Any], step: int, config: RunnableConfig
     ) -> tuple[SupervisorDecision, dict[str, Any]]:
         t0 = time.perf_counter()
-        text, entry, error = self._call(
-            plan_prompt(_query(state), _situation(state)), step, config
-        )
+        text, entry, error = self._call(plan_prompt(_query(state), _situation(state)), step, config)
         update: dict[str, Any] = {"ledger": [entry], "last_verified_step": step}
         reason = "initial plan"
         handoff = 0

@@ -5,10 +5,11 @@ way a strong cloud model would, with the environment's planner for the parts tha
 knowledge of the world and simple rules for the rest:
 
 - plan / replan: the expert's plan from the current state (at most ``plan_steps`` actions);
-- verify against a plan (PEVR): on track when at least half of the executor's actions since
+- verify against a plan (PEVR): off track when the executor repeats itself (actions or
+  observations), the game rejects most of its actions, or fewer than half of its actions since
   the last check are steps of the plan;
-- verify against the request (EVA): off track when the executor repeats itself (actions or
-  observations) or the game rejects its actions;
+- verify against the request (EVA): off track when the executor repeats itself or the game
+  rejects most of its actions;
 - advise (EVA): a one-line summary of the executor's steps and the expert's next actions.
 
 The verdicts are judged from the transcript only, never from the environment's hidden state,
@@ -111,11 +112,26 @@ class ExpertSupervisor(BaseChatModel):
     def _plan(self, limit: int) -> list[str]:
         return [str(a) for a in list(self.planner())[:limit]]
 
+    @staticmethod
+    def _stalled(actions: list[str], observations: list[str]) -> str | None:
+        """Why the steps show no progress (rejected or repeated), or ``None``."""
+        rejected = sum(any(r in o for r in REJECTIONS) for o in observations)
+        if 2 * rejected > len(actions):
+            return f"{rejected} of {len(actions)} recent actions were rejected"
+        if len(actions) >= 2 and (
+            len(set(actions)) < 0.6 * len(actions) or len(set(observations)) < 0.6 * len(actions)
+        ):
+            return "the executor is repeating itself"
+        return None
+
     def _verify_plan(self, prompt: str) -> tuple[bool, str]:
         plan = set(plan_steps(_section(prompt, "Plan:\n", "Executor's steps")))
-        actions, _ = executed(_section(prompt, "since the last check:\n"))
+        actions, observations = executed(_section(prompt, "since the last check:\n"))
         if not actions:
             return True, "no steps to judge yet"
+        stalled = self._stalled(actions, observations)
+        if stalled:
+            return False, stalled
         in_plan = sum(a in plan for a in actions)
         if 2 * in_plan >= len(actions):
             return True, f"{in_plan} of {len(actions)} recent actions follow the plan"
@@ -125,13 +141,9 @@ class ExpertSupervisor(BaseChatModel):
         actions, observations = executed(_section(prompt, "since the last check:\n"))
         if not actions:
             return True, "no steps to judge yet"
-        rejected = sum(any(r in o for r in REJECTIONS) for o in observations)
-        if 2 * rejected > len(actions):
-            return False, f"{rejected} of {len(actions)} recent actions were rejected"
-        if len(actions) >= 2 and (
-            len(set(actions)) < 0.6 * len(actions) or len(set(observations)) < 0.6 * len(actions)
-        ):
-            return False, "the executor is repeating itself"
+        stalled = self._stalled(actions, observations)
+        if stalled:
+            return False, stalled
         return True, "the executor's actions are accepted and not repetitive"
 
     def _answer(self, kind: str, prompt: str) -> str:

@@ -97,8 +97,19 @@ def test_hera_serve_then_hera_run(tmp_path: Path) -> None:
         rec_dir = tmp_path / "record"
         rec = subprocess.run(
             [
-                hera, "record", "--episodes", "1", "--max-steps", "5", "--also-edge",
-                "--edge-url", url, "--edge-model", SERVED, "--out", str(rec_dir),
+                hera,
+                "record",
+                "--episodes",
+                "1",
+                "--max-steps",
+                "5",
+                "--also-edge",
+                "--edge-url",
+                url,
+                "--edge-model",
+                SERVED,
+                "--out",
+                str(rec_dir),
             ],  # fmt: skip
             capture_output=True,
             text=True,

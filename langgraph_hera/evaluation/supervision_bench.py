@@ -1,0 +1,288 @@
+"""`hera supervise`: supervised agents (PEVR / EVA) over a sweep of verification intervals.
+
+Each configuration plays the same seeds into its own directory (resumable); `write_report`
+tabulates success, cloud USD, interventions, verifier false positives / negatives against the
+expert's distance to the goal, and the executor's maximum context (with its KV-cache estimate)
+next to the monolithic edge agent.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from langgraph_hera.accounting.pricing import kv_cache_bytes
+from langgraph_hera.evaluation.runner import EpisodeResult, EpisodeRunner, _done_seeds, summarize
+from langgraph_hera.supervision.node import check_supervision_args
+
+#: The paper's sweep of the verification interval T_v.
+INTERVALS = (1, 2, 4, 8, 16)
+
+#: SmolLM2-135M-Instruct: layers, KV heads, head dimension (for the KV-cache estimate).
+EDGE_KV_DIMS = (30, 3, 64)
+
+
+@dataclass(frozen=True)
+class SupervisionPoint:
+    """One configuration: a mode and interval, or a monolithic baseline.
+
+    Attributes:
+        mode: ``"pevr"``, ``"eva"``, ``"monolithic-edge"`` or ``"monolithic-cloud"``.
+        verify_every: T_v (ignored by the monolithic baselines).
+        reverse_roles: Cloud executor, edge supervisor.
+        summarize: EVA's summary in the handoff.
+    """
+
+    mode: str
+    verify_every: int = 4
+    reverse_roles: bool = False
+    summarize: bool = True
+
+    @property
+    def label(self) -> str:
+        if self.mode.startswith("monolithic"):
+            return self.mode
+        label = f"{self.mode}-T{self.verify_every}"
+        if not self.summarize:
+            label += "-nosum"
+        return label + ("-reverse" if self.reverse_roles else "")
+
+    @property
+    def supervised(self) -> bool:
+        return not self.mode.startswith("monolithic")
+
+    def supervision(self) -> dict[str, Any]:
+        """The keyword arguments of `create_supervised_text_agent` for this point."""
+        if not self.supervised:
+            return {"reverse_roles": self.mode == "monolithic-cloud"}
+        return {
+            "mode": self.mode,
+            "verify_every": self.verify_every,
+            "summarize": self.summarize,
+            "reverse_roles": self.reverse_roles,
+        }
+
+
+def supervision_points(
+    modes: Sequence[str],
+    intervals: Sequence[int] = INTERVALS,
+    *,
+    monolithic: bool = True,
+    reverse: Sequence[int] = (),
+    no_summary: Sequence[int] = (),
+) -> list[SupervisionPoint]:
+    """The sweep: each mode at each interval, the monolithic baselines, the reverse-role
+    check at the intervals in ``reverse`` and EVA without summary at those in ``no_summary``.
+
+    Raises:
+        ValueError: Unknown mode or a bad interval (the message names it).
+    """
+    points: list[SupervisionPoint] = []
+    if monolithic:
+        points += [SupervisionPoint("monolithic-edge"), SupervisionPoint("monolithic-cloud")]
+    for mode in modes:
+        for t in intervals:
+            check_supervision_args(mode, t, None)
+            points.append(SupervisionPoint(mode, t))
+        for t in reverse:
+            check_supervision_args(mode, t, None)
+            points.append(SupervisionPoint(mode, t, reverse_roles=True))
+    for t in no_summary:
+        check_supervision_args("eva", t, None)
+        points.append(SupervisionPoint("eva", t, summarize=False))
+    return points
+
+
+@dataclass
+class SupervisionBench:
+    """What every configuration shares.
+
+    Attributes:
+        seeds: The seeds every configuration plays.
+        out_dir: One sub-directory per configuration (resumable).
+        env_factory: Makes an environment.
+        edge: The edge chat model (executor; supervisor in the reverse-role check).
+        cloud_factory: Makes the cloud executor for an environment (reverse roles, cloud-only).
+        supervisor_factory: Makes the cloud supervisor for an environment.
+        edge_supervisor: The edge model as supervisor (reverse roles; more output tokens).
+        max_steps: Turn budget per episode.
+        concurrency: Episodes in flight.
+        cloud_is_stand_in: Label the results as played with the expert stand-in.
+    """
+
+    seeds: Sequence[int]
+    out_dir: Path
+    env_factory: Callable[[], Any]
+    edge: Any
+    cloud_factory: Callable[[Any], Any]
+    supervisor_factory: Callable[[Any], Any]
+    edge_supervisor: Any = None
+    max_steps: int = 40
+    concurrency: int = 1
+    cloud_is_stand_in: bool = True
+    runner_kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+def run_supervision_bench(
+    bench: SupervisionBench,
+    points: Sequence[SupervisionPoint],
+    *,
+    on_episode: Callable[[SupervisionPoint, EpisodeResult], None] | None = None,
+) -> dict[str, list[EpisodeResult]]:
+    """Play every point's seeds (resuming what is already in ``out_dir``)."""
+    results: dict[str, list[EpisodeResult]] = {}
+    for point in points:
+        if not point.supervised:
+            sup_factory = None
+        elif point.reverse_roles:
+            edge_sup = bench.edge_supervisor or bench.edge
+            sup_factory = lambda env, s=edge_sup: s  # noqa: E731
+        else:
+            sup_factory = bench.supervisor_factory
+        runner = EpisodeRunner(
+            env_factory=bench.env_factory,
+            edge=bench.edge,
+            cloud_factory=bench.cloud_factory,
+            supervisor_factory=sup_factory,
+            supervision=point.supervision(),
+            label=point.label,
+            max_steps=bench.max_steps,
+            concurrency=bench.concurrency,
+            out_dir=bench.out_dir / point.label,
+            cloud_is_stand_in=bench.cloud_is_stand_in,
+            **bench.runner_kwargs,
+        )
+        results[point.label] = runner.run(
+            list(bench.seeds),
+            on_episode=(lambda r, p=point: on_episode(p, r)) if on_episode else None,
+        )
+    return results
+
+
+def _rate(num: int, den: int) -> str:
+    return f"{num / den:.0%} ({num}/{den})" if den else "-"
+
+
+def context_at(out_dir: Path, turns: Sequence[int]) -> dict[int, int | None]:
+    """Max executor context (prompt tokens) reached within the first ``t`` turns, for each t,
+    over all episodes of a configuration (from its ``steps.jsonl``); ``None`` when no episode
+    was played for ``t`` turns."""
+    path = out_dir / "steps.jsonl"
+    best: dict[int, int] = dict.fromkeys(turns, 0)
+    longest = 0
+    if path.exists():
+        for line in path.read_text().splitlines():
+            rec = json.loads(line)
+            step = int(rec["step"])
+            longest = max(longest, step + 1)
+            for t in turns:
+                if step < t:
+                    best[t] = max(best[t], int(rec.get("input_tokens") or 0))
+    return {t: (best[t] if longest >= t else None) for t in turns}
+
+
+def write_report(out_dir: str | Path, *, turns: Sequence[int] = (20, 40, 80)) -> dict[str, Any]:
+    """Write ``report.md`` and ``results.csv`` for every configuration under ``out_dir``."""
+    out = Path(out_dir)
+    rows: list[dict[str, Any]] = []
+    stand_in = False
+    for sub in sorted(p for p in out.iterdir() if (p / "episodes.jsonl").exists()):
+        results = list(_done_seeds(sub / "episodes.jsonl").values())
+        if not results:
+            continue
+        s = summarize(results)
+        stand_in |= bool(s["cloud_is_stand_in"])
+        n = s["episodes"]
+        ctx = context_at(sub, turns)
+        rows.append(
+            {
+                "config": sub.name,
+                "episodes": n,
+                "success": s["success"],
+                "mean_steps": s["mean_steps"],
+                "cloud_usd_per_episode": s["cloud_usd"] / n,
+                "edge_energy_j_per_episode": s["edge_energy_j"] / n,
+                "interventions_per_episode": s["interventions_per_episode"],
+                "verifications": s["verifications"],
+                "verifier_fp": s["verifier_fp"],
+                "verifier_fn": s["verifier_fn"],
+                "verifier_judged": s["verifier_judged"],
+                "max_context_tokens": s["max_context_tokens"],
+                "mean_max_context_tokens": s["mean_max_context_tokens"],
+                "kv_cache_mb": kv_cache_bytes(*EDGE_KV_DIMS, int(s["max_context_tokens"])) / 2**20,
+                **{f"context_at_{t}": ctx[t] for t in turns},
+                "failed_episodes": s["failed_episodes"],
+            }
+        )
+    order = {"monolithic-edge": 0, "monolithic-cloud": 1}
+
+    def key(row: dict[str, Any]) -> tuple:
+        name = row["config"]
+        m = re.match(r"(\w+)-T(\d+)(.*)", name)
+        return (
+            order.get(name, 2),
+            m.group(1) if m else name,
+            m.group(3) if m else "",
+            int(m.group(2)) if m else 0,
+        )
+
+    rows.sort(key=key)
+    if rows:
+        with (out / "results.csv").open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+    (out / "report.md").write_text(_markdown(rows, stand_in, turns))
+    return {"rows": rows, "stand_in": stand_in}
+
+
+def _markdown(rows: list[dict[str, Any]], stand_in: bool, turns: Sequence[int]) -> str:
+    mono = next((r for r in rows if r["config"] == "monolithic-edge"), None)
+    lines = [
+        "# Supervised agents (PEVR / EVA)",
+        "",
+        (
+            "Cloud side (supervisor; executor of the cloud-only and reverse-role rows): "
+            "**expert stand-in** (the environment's planner and transcript rules, priced as "
+            "GPT-4o), not a cloud model."
+            if stand_in
+            else "Cloud side: a real cloud model."
+        ),
+        "Verifier FP: interventions although the expert's distance to the goal went down; FN: "
+        "'on track' although it did not. Context: prompt tokens of the executor's calls; KV: "
+        "SmolLM2-135M, bf16, at the max context.",
+        "",
+        "| config | eps | success | steps | cloud USD/ep | interventions/ep | verifier FP | "
+        "verifier FN | max ctx | mean max ctx | KV MB | "
+        + " | ".join(f"ctx@{t}" for t in turns)
+        + f" | ctx@{turns[-1]} vs mono |",
+        "|" + "---|" * (11 + len(turns) + 1),
+    ]
+    last = turns[-1]
+    for r in rows:
+        judged = r["verifier_judged"]
+        vs = "-"
+        if (
+            mono
+            and r[f"context_at_{last}"]
+            and mono[f"context_at_{last}"]
+            and (r["config"] != "monolithic-edge")
+        ):
+            vs = f"{r[f'context_at_{last}'] / mono[f'context_at_{last}']:.0%}"
+        lines.append(
+            f"| {r['config']} | {r['episodes']} | {r['success']:.0%} | {r['mean_steps']:.1f} | "
+            f"{r['cloud_usd_per_episode']:.4f} | {r['interventions_per_episode']:.1f} | "
+            f"{_rate(r['verifier_fp'], judged)} | {_rate(r['verifier_fn'], judged)} | "
+            f"{r['max_context_tokens']} | {r['mean_max_context_tokens']:.0f} | "
+            f"{r['kv_cache_mb']:.1f} | "
+            + " | ".join(
+                "-" if r[f"context_at_{t}"] is None else str(r[f"context_at_{t}"]) for t in turns
+            )
+            + f" | {vs} |"
+        )
+    return "\n".join(lines) + "\n"
