@@ -5,8 +5,8 @@ way a strong cloud model would, with the environment's planner for the parts tha
 knowledge of the world and simple rules for the rest:
 
 - plan / replan: the expert's plan from the current state (at most ``plan_steps`` actions);
-- verify against a plan (PEVR): off track when the executor repeats itself (actions or
-  observations), the game rejects most of its actions, or fewer than half of its actions since
+- verify against a plan (PEVR): off track when the executor repeats itself (the same
+  observations come back), the game rejects most of its actions, or fewer than half of its actions since
   the last check are steps of the plan;
 - verify against the request (EVA): off track when the executor repeats itself or the game
   rejects most of its actions;
@@ -118,10 +118,8 @@ class ExpertSupervisor(BaseChatModel):
         rejected = sum(any(r in o for r in REJECTIONS) for o in observations)
         if 2 * rejected > len(actions):
             return f"{rejected} of {len(actions)} recent actions were rejected"
-        if len(actions) >= 2 and (
-            len(set(actions)) < 0.6 * len(actions) or len(set(observations)) < 0.6 * len(actions)
-        ):
-            return "the executor is repeating itself"
+        if len(actions) >= 2 and len(set(observations)) < 0.6 * len(actions):
+            return "the executor is repeating itself (the same observations come back)"
         return None
 
     def _verify_plan(self, prompt: str) -> tuple[bool, str]:

@@ -231,7 +231,7 @@ def test_text_agent_pevr_with_expert_supervisor_recovers(scripted) -> None:
     assert out["success"] is True
     log = out["supervision_log"]
     assert [d["action"] for d in log[:2]] == ["plan", "replan"]
-    assert log[1]["reason"] == "the executor is repeating itself"
+    assert log[1]["reason"].startswith("the executor is repeating itself")
     assert out["context_start"] == 2
     fp, fn, judged = verifier_errors(log, out["trajectory"])
     assert judged >= 1 and fp == 0  # the replan at step 2 was right: no progress was made
@@ -276,7 +276,7 @@ def test_verifier_errors_against_expert_distance() -> None:
 
 def test_expert_supervisor_rules() -> None:
     sup = ExpertSupervisor(planner=lambda: ["take apple", "go north"])
-    reply = sup.invoke(verify_prompt("eva", "t", "> look\nnothing\n> look\nnothing\n> look\nx"))
+    reply = sup.invoke(verify_prompt("eva", "t", "> look\nnothing\n> look\nnothing\n> look\nnothing"))
     assert json.loads(str(reply.content))["on_track"] is False
     assert reply.response_metadata["stand_in"] == "expert stand-in"
     assert reply.usage_metadata["input_tokens"] > 0
