@@ -7,6 +7,7 @@ Configuration through environment variables (nothing connects at import):
 - ``OPENAI_API_KEY`` and ``HERA_CLOUD_MODEL`` (default ``gpt-4o``): the cloud model. Without a
   key, the text agent's cloud is the **expert stand-in** (an environment planner, not a model).
 - ``HERA_POLICY``: a registered policy name (default ``threshold``).
+- ``HERA_VERIFY_EVERY``: the supervised agents' verification interval T_v (default 4).
 
 Run ``cd graphs && langgraph dev`` (graph paths are resolved from the working directory).
 """
@@ -17,12 +18,19 @@ import os
 
 from langchain_core.tools import tool
 
-from langgraph_hera import create_hera_agent, create_text_agent, edge_chat_model
+from langgraph_hera import (
+    create_hera_agent,
+    create_supervised_agent,
+    create_supervised_text_agent,
+    create_text_agent,
+    edge_chat_model,
+)
 from langgraph_hera.policies import get_policy
 
 EDGE_URL = os.environ.get("HERA_EDGE_URL", "http://127.0.0.1:8000/v1")
 EDGE_MODEL = os.environ.get("HERA_EDGE_MODEL", "smollm2-135m-instruct")
 POLICY = os.environ.get("HERA_POLICY", "threshold")
+VERIFY_EVERY = int(os.environ.get("HERA_VERIFY_EVERY", "4"))
 
 
 def _cloud(text_agent: bool):  # noqa: ANN202 - returns a chat model
@@ -67,4 +75,45 @@ hera_text_agent = create_text_agent(
     cloud=_cloud(text_agent=True),
     policy=get_policy(POLICY),
     name="hera_text_agent",
+)
+
+
+def _supervisor(text_agent: bool):  # noqa: ANN202 - returns a chat model
+    if os.environ.get("OPENAI_API_KEY"):
+        from langchain_openai import ChatOpenAI
+
+        model = os.environ.get("HERA_CLOUD_MODEL", "gpt-4o")
+        return ChatOpenAI(model=model, temperature=0, max_completion_tokens=300)
+    if not text_agent:
+        # No key: the tool agent's supervisor is the edge server too, clearly named as such.
+        return edge_chat_model(EDGE_URL, EDGE_MODEL, max_tokens=256)
+    from langgraph_hera.routing.env_node import current_env
+    from langgraph_hera.supervision import ExpertSupervisor, expert_plan
+
+    return ExpertSupervisor(planner=lambda: expert_plan(current_env()))
+
+
+pevr_text_agent = create_supervised_text_agent(
+    executor=edge_chat_model(EDGE_URL, EDGE_MODEL, max_tokens=24),
+    supervisor=_supervisor(text_agent=True),
+    mode="pevr",
+    verify_every=VERIFY_EVERY,
+    name="pevr_text_agent",
+)
+
+eva_text_agent = create_supervised_text_agent(
+    executor=edge_chat_model(EDGE_URL, EDGE_MODEL, max_tokens=24),
+    supervisor=_supervisor(text_agent=True),
+    mode="eva",
+    verify_every=VERIFY_EVERY,
+    name="eva_text_agent",
+)
+
+supervised_agent = create_supervised_agent(
+    executor=edge_chat_model(EDGE_URL, EDGE_MODEL, max_tokens=256),
+    supervisor=_supervisor(text_agent=False),
+    tools=[calculator],
+    mode="eva",
+    verify_every=VERIFY_EVERY,
+    name="supervised_agent",
 )

@@ -6,8 +6,8 @@ knowledge of the world and simple rules for the rest:
 
 - plan / replan: the expert's plan from the current state (at most ``plan_steps`` actions);
 - verify against a plan (PEVR): off track when the executor repeats itself (the same
-  observations come back), the game rejects most of its actions, or fewer than half of its actions since
-  the last check are steps of the plan;
+  observations come back), the game rejects most of its actions, or fewer than half of its
+  actions since the last check are steps of the plan;
 - verify against the request (EVA): off track when the executor repeats itself or the game
   rejects most of its actions;
 - advise (EVA): a one-line summary of the executor's steps and the expert's next actions.

