@@ -178,13 +178,17 @@ class HeraContext:
     Attributes:
         cloud_budget_usd: Hard cap on cloud spend per run; the router never sends a step to
             the cloud once the ledger has reached it. ``None`` means no cap.
-        max_cloud_calls: Hard cap on the number of cloud calls per run.
+        max_cloud_calls: Hard cap on the number of cloud calls per run (supervisor calls
+            included).
+        cloud_call_usd_estimate: Upper bound of one cloud call's cost, used to keep the spend
+            under ``cloud_budget_usd`` (default: the most expensive cloud call so far).
         max_steps: Stop a text-action episode after this many steps.
         env: The text environment of a text-action episode (in-process runs only).
     """
 
     cloud_budget_usd: float | None = None
     max_cloud_calls: int | None = None
+    cloud_call_usd_estimate: float | None = None
     max_steps: int = 50
     env: TextEnv | None = None
 
@@ -195,6 +199,11 @@ class HeraContext:
             )
         if self.max_cloud_calls is not None and self.max_cloud_calls < 0:
             raise ValueError(f"max_cloud_calls must be >= 0 or None, got {self.max_cloud_calls!r}")
+        if self.cloud_call_usd_estimate is not None and self.cloud_call_usd_estimate < 0:
+            raise ValueError(
+                "cloud_call_usd_estimate must be >= 0 or None, got "
+                f"{self.cloud_call_usd_estimate!r}"
+            )
         if self.max_steps < 1:
             raise ValueError(f"max_steps must be >= 1, got {self.max_steps!r}")
 

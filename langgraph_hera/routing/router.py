@@ -29,11 +29,28 @@ def current_context() -> Any:
 
 
 def budget_block(ledger_entries: list[Any], context: Any) -> str | None:
-    """Why the cloud may not be called now (a hard cap is reached), or ``None``."""
+    """Why the cloud may not be called now (a hard cap would be crossed), or ``None``.
+
+    The USD cap blocks a call once the spend has reached the cap, and also when the spend plus
+    the estimated cost of one more call would cross it. The estimate is the context's
+    ``cloud_call_usd_estimate`` when set, else the most expensive cloud call so far. So the
+    spend never exceeds the cap as long as no call costs more than the estimate (with the
+    default estimate, only a call dearer than every earlier one can overshoot, by the
+    difference).
+    """
     ledger = CostLedger(ledger_entries)
     cap_usd = context_value(context, "cloud_budget_usd")
-    if cap_usd is not None and ledger.cloud_usd >= cap_usd:
-        return f"cloud budget reached: spent {ledger.cloud_usd:.6f} of {cap_usd} USD"
+    if cap_usd is not None:
+        spent = ledger.cloud_usd
+        estimate = context_value(context, "cloud_call_usd_estimate")
+        if estimate is None:
+            cloud = [e["usd"] for e in ledger.entries if e["target"] in ("cloud", "supervisor")]
+            estimate = max(cloud, default=0.0)
+        if spent >= cap_usd or spent + estimate > cap_usd:
+            return (
+                f"cloud budget reached: spent {spent:.6f} of {cap_usd} USD "
+                f"(next call estimated at {estimate:.6f})"
+            )
     cap_calls = context_value(context, "max_cloud_calls")
     if cap_calls is not None and ledger.cloud_calls >= cap_calls:
         return f"cloud call cap reached: {ledger.cloud_calls} of {cap_calls} calls"

@@ -15,6 +15,7 @@ from langgraph_hera.accounting.ledger import DEFAULT_EDGE_PARAMS, entry_from_mes
 from langgraph_hera.accounting.pricing import Pricing
 from langgraph_hera.policies.base import RoutingPolicy, get_policy
 from langgraph_hera.routing.features import message_text, route_input_from_state
+from langgraph_hera.routing.router import budget_block, current_context
 from langgraph_hera.state import Decision, LedgerEntry, SupervisorDecision, Target
 from langgraph_hera.supervision.prompts import (
     advise_prompt,
@@ -127,8 +128,18 @@ class _Supervisor:
     # -- one model call ----------------------------------------------------------------------
 
     def _call(
-        self, messages: list[BaseMessage], step: int, config: RunnableConfig
-    ) -> tuple[str | None, LedgerEntry, str | None]:
+        self,
+        messages: list[BaseMessage],
+        step: int,
+        config: RunnableConfig,
+        ledger: list[LedgerEntry],
+    ) -> tuple[str | None, LedgerEntry | None, str | None]:
+        """One supervisor call: (reply text, ledger entry, error). A cloud supervisor is not
+        called past a budget cap (no entry; the error says which cap)."""
+        if self.side == "cloud":
+            blocked = budget_block(ledger, current_context())
+            if blocked:
+                return None, None, f"not called: {blocked}"
         t0 = time.perf_counter()
         try:
             reply = self.model.invoke(messages, config)
@@ -213,12 +224,15 @@ class _Supervisor:
         self, state: dict[str, Any], step: int, config: RunnableConfig
     ) -> tuple[SupervisorDecision, dict[str, Any]]:
         t0 = time.perf_counter()
-        text, entry, error = self._call(plan_prompt(_query(state), _situation(state)), step, config)
-        update: dict[str, Any] = {"ledger": [entry], "last_verified_step": step}
+        ledger = list(state.get("ledger") or [])
+        text, entry, error = self._call(
+            plan_prompt(_query(state), _situation(state)), step, config, ledger
+        )
+        update: dict[str, Any] = {"ledger": [entry] if entry else [], "last_verified_step": step}
         reason = "initial plan"
         handoff = 0
         if error is not None or not (text or "").strip():
-            reason = f"no plan (supervisor unreachable: {error})" if error else "empty plan"
+            reason = f"no plan ({_why(error)})" if error else "empty plan"
             update["errors"] = [f"step {step}: supervisor plan failed: {reason}"]
         else:
             assert text is not None
@@ -237,12 +251,16 @@ class _Supervisor:
         t0 = time.perf_counter()
         since = int(state.get("last_verified_step", 0))
         recent = transcript(state, since)
+        ledger = list(state.get("ledger") or [])
         text, entry, error = self._call(
-            verify_prompt(self.mode, _query(state), recent, state.get("plan")), step, config
+            verify_prompt(self.mode, _query(state), recent, state.get("plan")),
+            step,
+            config,
+            ledger,
         )
-        update: dict[str, Any] = {"ledger": [entry], "last_verified_step": step}
+        update: dict[str, Any] = {"ledger": [entry] if entry else [], "last_verified_step": step}
         if error is not None:
-            on_track, reason, parsed = True, f"supervisor unreachable: {error}", False
+            on_track, reason, parsed = True, _why(error), False
         else:
             on_track, reason, parsed = parse_verdict(text)
         if not parsed:
@@ -267,10 +285,11 @@ class _Supervisor:
                 situation=_situation(state),
             )
             action, label = "advise", "Summary and advice" if self.summarize else "Advice"
-        text, entry2, error = self._call(prompt, step, config)
-        update["ledger"].append(entry2)
+        text, entry2, error = self._call(prompt, step, config, ledger + update["ledger"])
+        if entry2 is not None:
+            update["ledger"].append(entry2)
         if error is not None or not (text or "").strip():
-            why = f"supervisor unreachable: {error}" if error else "empty reply"
+            why = _why(error) if error else "empty reply"
             update["errors"] = [
                 *update.get("errors", []),
                 f"step {step}: {action} failed ({why}); the executor goes on unchanged",
@@ -312,6 +331,10 @@ class _Supervisor:
             handoff_chars=handoff_chars,
             latency_ms=(time.perf_counter() - t0) * 1e3,
         )
+
+
+def _why(error: str) -> str:
+    return error if error.startswith("not called:") else f"supervisor unreachable: {error}"
 
 
 def _merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
