@@ -141,7 +141,7 @@ def _vllm_pids() -> set[int]:
             cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ")
         except OSError:
             continue
-        if b"vllm" in cmd and b"serve" in cmd and b"pytest" not in cmd:
+        if b"vllm.entrypoints.openai.api_server" in cmd:
             pids.add(int(proc.name))
     return pids
 
