@@ -33,8 +33,9 @@ from typing import Any
 
 from langgraph_hera.envs.base import FOLD_SEEDS
 from langgraph_hera.evaluation.trajectory import iter_steps
+from langgraph_hera.secrets import get_logger
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 #: The metadata file of an adapter directory.
 ADAPTER_META = "hera_adapter.json"

@@ -182,6 +182,8 @@ class HeraContext:
             included).
         cloud_call_usd_estimate: Upper bound of one cloud call's cost, used to keep the spend
             under ``cloud_budget_usd`` (default: the most expensive cloud call so far).
+        cloud_retry: How failed cloud calls are retried (`RetryPolicy`; default 4 attempts,
+            exponential backoff with jitter, Retry-After honoured).
         max_steps: Stop a text-action episode after this many steps.
         env: The text environment of a text-action episode (in-process runs only).
     """
@@ -189,6 +191,7 @@ class HeraContext:
     cloud_budget_usd: float | None = None
     max_cloud_calls: int | None = None
     cloud_call_usd_estimate: float | None = None
+    cloud_retry: Any = None
     max_steps: int = 50
     env: TextEnv | None = None
 

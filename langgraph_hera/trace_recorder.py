@@ -44,6 +44,8 @@ class TraceRecorder:
         self._runs: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
         self.requests: list[tuple[str, str]] = []
+        #: Every request body received (decompressed), for scanning what was sent.
+        self.bodies: list[bytes] = []
         recorder = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -61,7 +63,9 @@ class TraceRecorder:
             def _body(self) -> bytes:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length)
-                return _decompress(raw, self.headers.get("Content-Encoding"))
+                body = _decompress(raw, self.headers.get("Content-Encoding"))
+                recorder.bodies.append(body)
+                return body
 
             def do_GET(self) -> None:  # noqa: N802
                 recorder.requests.append(("GET", self.path))

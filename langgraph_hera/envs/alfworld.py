@@ -30,7 +30,6 @@ import copy
 import functools
 import hashlib
 import json
-import logging
 import os
 import random
 import sys
@@ -42,8 +41,9 @@ from typing import Any
 
 from langgraph_hera.envs.base import EnvStep
 from langgraph_hera.envs.twx import fold_of
+from langgraph_hera.secrets import get_logger
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 #: Bump when the generator changes what a seed produces (it keys the game-file cache).
 GENERATOR_VERSION = 1

@@ -46,15 +46,15 @@ from __future__ import annotations
 
 import heapq
 import itertools
-import logging
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from langgraph_hera.envs.base import FOLD_SEEDS, EnvStep, Fold
+from langgraph_hera.secrets import get_logger
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 #: Game parameters each suite accepts: name -> (TextWorldExpress's default, lowest, highest), as
 #: checked by textworld-express 1.1.0.

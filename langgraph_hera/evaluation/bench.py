@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import json
-import logging
 import math
 import re
 import time
@@ -33,8 +32,9 @@ from langgraph_hera.evaluation.runner import EpisodeResult, EpisodeRunner, _done
 from langgraph_hera.evaluation.trajectory import iter_steps
 from langgraph_hera.policies import available_policies, get_policy
 from langgraph_hera.policies.base import parse_policy_kwargs
+from langgraph_hera.secrets import get_logger
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 #: Default sweeps of the tunable baselines (``--sweep``).
 SWEEPS: dict[str, list[dict[str, Any]]] = {

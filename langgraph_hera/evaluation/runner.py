@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
@@ -18,9 +17,10 @@ from langgraph_hera.envs.base import TextEnv
 from langgraph_hera.evaluation.trajectory import write_parquet
 from langgraph_hera.policies.base import RoutingPolicy
 from langgraph_hera.routing.graph import create_text_agent
+from langgraph_hera.secrets import error_text, get_logger
 from langgraph_hera.state import HeraContext
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 
 @dataclass
@@ -233,7 +233,7 @@ class EpisodeRunner:
             error = out.get("halt")
         except Exception as exc:  # a crashed episode is recorded, never fatal
             logger.warning("episode seed=%s failed: %s", seed, traceback.format_exc())
-            out, error = {}, f"{type(exc).__name__}: {exc}"
+            out, error = {}, error_text(exc)
         ledger = CostLedger(out.get("ledger") or [])
         log = out.get("route_log") or []
         traj = out.get("trajectory") or []

@@ -9,12 +9,13 @@ every state of a cloud trajectory, which is the replay data Hera's imitation sta
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-logger = logging.getLogger(__name__)
+from langgraph_hera.secrets import get_logger
+
+logger = get_logger(__name__)
 
 #: Field -> meaning, in file order. ``suite`` .. ``policy`` come from the runner, the rest from
 #: the environment node (`langgraph_hera.routing.env_node.TRAJECTORY_FIELDS`).

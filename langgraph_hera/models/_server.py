@@ -12,7 +12,6 @@ import atexit
 import errno
 import ipaddress
 import json
-import logging
 import os
 import signal
 import socket
@@ -34,6 +33,7 @@ from langgraph_hera.models._embedded import (
     embedded_gguf_path,
     embedded_model_dir,
 )
+from langgraph_hera.secrets import get_logger
 
 __all__ = [
     "EdgeServer",
@@ -46,7 +46,7 @@ __all__ = [
     "port_is_free",
 ]
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 Backend = Literal["auto", "vllm", "llamacpp"]
 BACKENDS: tuple[str, ...] = ("auto", "vllm", "llamacpp")

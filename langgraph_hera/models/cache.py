@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import os
 import sqlite3
 import threading
@@ -38,7 +37,9 @@ from langchain_core.caches import RETURN_VAL_TYPE, BaseCache
 from langchain_core.messages import BaseMessage, message_to_dict, messages_from_dict
 from langchain_core.outputs import ChatGeneration, Generation
 
-logger = logging.getLogger(__name__)
+from langgraph_hera.secrets import get_logger
+
+logger = get_logger(__name__)
 
 __all__ = [
     "CACHE_HIT_KEY",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
@@ -27,10 +26,11 @@ from langgraph_hera.accounting.pricing import Pricing
 from langgraph_hera.policies.base import RoutingPolicy, get_policy
 from langgraph_hera.routing.features import route_input_from_messages
 from langgraph_hera.routing.router import _override, budget_block
+from langgraph_hera.secrets import error_text, get_logger
 from langgraph_hera.state import Decision, LedgerEntry, Target
 from langgraph_hera.tracing import decision_metadata, trace_decision
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 
 def _name_of(model: Any) -> str:
@@ -230,7 +230,7 @@ class RoutedChatModel(BaseChatModel):
         try:
             reply = model.invoke(messages, self._config(decision, callbacks), stop=stop, **kwargs)
         except Exception as exc:
-            self._record(decision, decision["target"], None, t0, f"{type(exc).__name__}: {exc}")
+            self._record(decision, decision["target"], None, t0, error_text(exc))
             if decision["target"] == "cloud":
                 raise
             decision = _override(decision, "cloud", f"edge failed: {type(exc).__name__}: {exc}")
@@ -262,7 +262,7 @@ class RoutedChatModel(BaseChatModel):
                 messages, self._config(decision, callbacks), stop=stop, **kwargs
             )
         except Exception as exc:
-            self._record(decision, decision["target"], None, t0, f"{type(exc).__name__}: {exc}")
+            self._record(decision, decision["target"], None, t0, error_text(exc))
             if decision["target"] == "cloud":
                 raise
             decision = _override(decision, "cloud", f"edge failed: {type(exc).__name__}: {exc}")

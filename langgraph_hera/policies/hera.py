@@ -33,7 +33,6 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
-import logging
 import math
 import re
 import threading
@@ -52,9 +51,10 @@ from langgraph_hera.policies.base import (
     calibrate_threshold,
     register_policy,
 )
+from langgraph_hera.secrets import get_logger
 from langgraph_hera.state import Target
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 #: Version of the ``.npz`` layout written by `HeraRouter.save`.
 FORMAT_VERSION = 1

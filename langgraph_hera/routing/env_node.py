@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import threading
 from typing import Any, Literal
 
@@ -11,9 +10,10 @@ from langchain_core.runnables import RunnableConfig, RunnableLambda
 
 from langgraph_hera.envs.base import EnvStep, TextEnv
 from langgraph_hera.routing.router import current_context
+from langgraph_hera.secrets import get_logger, redact
 from langgraph_hera.state import context_value
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 #: Keys of one trajectory record (the `hera run` JSONL line adds episode fields).
 TRAJECTORY_FIELDS = (
@@ -169,7 +169,7 @@ def env_step(
     try:
         obs = env.step(action)
     except Exception as exc:  # an environment crash ends the episode, recorded
-        msg = f"step {state.get('step')}: environment failed on {action!r}: {exc!r}"
+        msg = redact(f"step {state.get('step')}: environment failed on {action!r}: {exc!r}")
         logger.warning(msg)
         if own:
             _release(config)

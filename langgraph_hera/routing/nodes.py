@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import difflib
-import logging
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -16,10 +15,18 @@ from langgraph.types import Command
 
 from langgraph_hera.accounting.ledger import DEFAULT_EDGE_PARAMS, entry_from_message
 from langgraph_hera.accounting.pricing import Pricing
-from langgraph_hera.state import LedgerEntry, Target
+from langgraph_hera.models.retry import (
+    NO_RETRY,
+    RetryPolicy,
+    acall_with_retries,
+    call_with_retries,
+    retry_note,
+)
+from langgraph_hera.secrets import error_text, get_logger
+from langgraph_hera.state import LedgerEntry, Target, context_value
 from langgraph_hera.tracing import decision_config
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 ChatRunnable = Runnable[LanguageModelInput, BaseMessage]
 
@@ -65,11 +72,41 @@ class _Call:
             error=error,
         )
 
+    def _policy(self) -> RetryPolicy:
+        if self.target != "cloud":
+            return NO_RETRY  # a failed edge call fails over to the cloud at once
+        from langgraph_hera.routing.router import current_context
+
+        policy = context_value(current_context(), "cloud_retry")
+        return policy if policy is not None else RetryPolicy()
+
+    def invoke(
+        self, model: Any, prompt: Any, config: RunnableConfig, step: int, notes: list[str]
+    ) -> BaseMessage:
+        """``model.invoke`` with the cloud retry policy; retried attempts noted in ``notes``."""
+        note = retry_note(step, self.target)
+        try:
+            return call_with_retries(lambda: model.invoke(prompt, config), self._policy(), note)
+        finally:
+            notes.extend(note.notes)  # type: ignore[attr-defined]
+
+    async def ainvoke(
+        self, model: Any, prompt: Any, config: RunnableConfig, step: int, notes: list[str]
+    ) -> BaseMessage:
+        """Async `invoke`."""
+        note = retry_note(step, self.target)
+        try:
+            return await acall_with_retries(
+                lambda: model.ainvoke(prompt, config), self._policy(), note
+            )
+        finally:
+            notes.extend(note.notes)  # type: ignore[attr-defined]
+
     def failure(self, state: dict[str, Any], exc: Exception, t0: float) -> Command:
         """A failed call, recorded: the edge hands the step back to the router (which sends it
         to the cloud); a failed cloud call, or an edge call without a router, halts the run."""
         step = int(state.get("step", 0))
-        error = f"{type(exc).__name__}: {exc}"
+        error = error_text(exc)
         msg = f"step {step}: {self.target} call failed: {error}"
         logger.warning(msg)
         update: dict[str, Any] = {
@@ -81,6 +118,15 @@ class _Call:
             return Command(goto=self.router_node, update=update)
         update["halt"] = f"{self.target} call failed at step {step}: {error}"
         return Command(goto=END, update=update)
+
+
+def _noted(command: Command, notes: list[str]) -> Command:
+    """``command`` with the retried attempts recorded in ``errors`` (first)."""
+    if notes:
+        update = dict(command.update or {})  # type: ignore[call-overload]
+        update["errors"] = [*notes, *update.get("errors", [])]
+        return Command(goto=command.goto, update=update)
+    return command
 
 
 def _model_name(model: Any) -> str:
@@ -141,20 +187,22 @@ def create_model_node(
         )
 
     def run(state: dict[str, Any], config: RunnableConfig) -> Any:
-        t0 = time.perf_counter()
+        t0, notes, step = time.perf_counter(), [], int(state.get("step", 0))
         try:
-            reply = model.invoke(_messages(state), call.config(state, config))
+            cfg = call.config(state, config)
+            reply = call.invoke(model, _messages(state), cfg, step, notes)
         except Exception as exc:
-            return call.failure(state, exc, t0)
-        return _done(state, reply, t0)
+            return _noted(call.failure(state, exc, t0), notes)
+        return _noted(_done(state, reply, t0), notes)
 
     async def arun(state: dict[str, Any], config: RunnableConfig) -> Any:
-        t0 = time.perf_counter()
+        t0, notes, step = time.perf_counter(), [], int(state.get("step", 0))
         try:
-            reply = await model.ainvoke(_messages(state), call.config(state, config))
+            cfg = call.config(state, config)
+            reply = await call.ainvoke(model, _messages(state), cfg, step, notes)
         except Exception as exc:
-            return call.failure(state, exc, t0)
-        return _done(state, reply, t0)
+            return _noted(call.failure(state, exc, t0), notes)
+        return _noted(_done(state, reply, t0), notes)
 
     return RunnableLambda(run, afunc=arun, name=target)
 
@@ -367,24 +415,25 @@ def create_action_node(
         reused = _reuse(state)
         if reused is not None:
             return reused
-        t0 = time.perf_counter()
+        t0, notes, step = time.perf_counter(), [], int(state.get("step", 0))
         try:
             prompt = _prompt(state)
-            reply = _bound(state).invoke(prompt, call.config(state, config))
+            reply = call.invoke(_bound(state), prompt, call.config(state, config), step, notes)
         except Exception as exc:
-            return call.failure(state, exc, t0)
-        return _done(state, reply, t0)
+            return _noted(call.failure(state, exc, t0), notes)
+        return _noted(_done(state, reply, t0), notes)
 
     async def arun(state: dict[str, Any], config: RunnableConfig) -> Any:
         reused = _reuse(state)
         if reused is not None:
             return reused
-        t0 = time.perf_counter()
+        t0, notes, step = time.perf_counter(), [], int(state.get("step", 0))
         try:
             prompt = _prompt(state)
-            reply = await _bound(state).ainvoke(prompt, call.config(state, config))
+            cfg = call.config(state, config)
+            reply = await call.ainvoke(_bound(state), prompt, cfg, step, notes)
         except Exception as exc:
-            return call.failure(state, exc, t0)
-        return _done(state, reply, t0)
+            return _noted(call.failure(state, exc, t0), notes)
+        return _noted(_done(state, reply, t0), notes)
 
     return RunnableLambda(run, afunc=arun, name=name)

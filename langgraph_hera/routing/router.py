@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable
 from typing import Any, Literal
@@ -12,10 +11,11 @@ from langchain_core.runnables import RunnableConfig, RunnableLambda
 from langgraph_hera.accounting.ledger import CostLedger
 from langgraph_hera.policies.base import RoutingPolicy, get_policy
 from langgraph_hera.routing.features import route_input_from_state
+from langgraph_hera.secrets import error_text, get_logger
 from langgraph_hera.state import Decision, Target, context_value
 from langgraph_hera.tracing import atrace_decision, trace_decision
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 
 def current_context() -> Any:
@@ -85,7 +85,7 @@ def decide_step(
     try:
         decision = policy.decide(ri)
     except Exception as exc:  # a broken policy must not crash the agent
-        msg = f"step {ri.step}: policy {policy.name!r} failed: {type(exc).__name__}: {exc}"
+        msg = f"step {ri.step}: policy {policy.name!r} failed: {error_text(exc)}"
         errors.append(msg)
         logger.warning(msg)
         decision = Decision(

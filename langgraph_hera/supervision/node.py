@@ -3,7 +3,6 @@ query, summary + advice), with context resets of the executor."""
 
 from __future__ import annotations
 
-import logging
 import time
 from typing import Any
 
@@ -13,10 +12,12 @@ from langgraph.graph.message import REMOVE_ALL_MESSAGES
 
 from langgraph_hera.accounting.ledger import DEFAULT_EDGE_PARAMS, entry_from_message
 from langgraph_hera.accounting.pricing import Pricing
+from langgraph_hera.models.retry import NO_RETRY, RetryPolicy, call_with_retries, retry_note
 from langgraph_hera.policies.base import RoutingPolicy, get_policy
 from langgraph_hera.routing.features import message_text, route_input_from_state
 from langgraph_hera.routing.router import budget_block, current_context
-from langgraph_hera.state import Decision, LedgerEntry, SupervisorDecision, Target
+from langgraph_hera.secrets import error_text, get_logger
+from langgraph_hera.state import Decision, LedgerEntry, SupervisorDecision, Target, context_value
 from langgraph_hera.supervision.prompts import (
     advise_prompt,
     parse_verdict,
@@ -26,7 +27,7 @@ from langgraph_hera.supervision.prompts import (
 )
 from langgraph_hera.tracing import trace_decision
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 MODES = ("pevr", "eva")
 SIDES = ("edge", "cloud")
@@ -141,10 +142,14 @@ class _Supervisor:
             if blocked:
                 return None, None, f"not called: {blocked}"
         t0 = time.perf_counter()
+        policy = NO_RETRY
+        if self.side == "cloud":
+            policy = context_value(current_context(), "cloud_retry") or RetryPolicy()
+        note = retry_note(step, "supervisor")
         try:
-            reply = self.model.invoke(messages, config)
+            reply = call_with_retries(lambda: self.model.invoke(messages, config), policy, note)
         except Exception as exc:  # an unreachable supervisor lets the executor go on
-            error = f"{type(exc).__name__}: {exc}"
+            error = error_text(exc)
             entry = entry_from_message(
                 None,
                 step=step,
