@@ -244,6 +244,7 @@ def _run(args: argparse.Namespace) -> int:
         cloud_is_stand_in=models.stand_in,
         edge_health=models.edge_health,
         also_edge=also_edge,
+        checkpoint_path=out_dir / "checkpoints.sqlite" if args.durable else None,
     )
     try:
         with _progress() as progress:
@@ -645,6 +646,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="output dir (default: runs/SUITE-FOLD-POLICY-TIME); an existing one is resumed",
     )
+    run.add_argument(
+        "--durable",
+        action="store_true",
+        help="checkpoint every step (OUT/checkpoints.sqlite): a killed run resumes mid-episode",
+    )
     run.set_defaults(func=_run, also_edge=False)
 
     record = sub.add_parser(
@@ -660,6 +666,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     record.add_argument(
         "--out", default=None, help="output dir (default: runs/SUITE-FOLD-POLICY-TIME); resumable"
+    )
+    record.add_argument(
+        "--durable",
+        action="store_true",
+        help="checkpoint every step (OUT/checkpoints.sqlite): a killed run resumes mid-episode",
     )
     record.set_defaults(func=_run)
 

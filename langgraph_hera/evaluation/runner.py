@@ -161,6 +161,11 @@ class EpisodeRunner:
             tracked so that verdicts can be scored.
         label: The policy column of the results (default: the policy's name, or
             ``<mode>-T<verify_every>`` for supervised runs).
+        checkpoint_path: Durable runs: a SQLite file where every episode's graph state is
+            checkpointed after each step (thread ``<label>:<suite>:<seed>``). A run killed at any
+            point resumes each unfinished episode from its last completed step: the environment
+            is replayed to that step and the graph continues, so no step is lost or counted twice
+            (a model call in flight at the kill is paid but not in the ledger).
     """
 
     env_factory: Callable[[], TextEnv]
@@ -178,6 +183,7 @@ class EpisodeRunner:
     supervisor_factory: Callable[[TextEnv], Any] | None = None
     supervision: Mapping[str, Any] | None = None
     label: str | None = None
+    checkpoint_path: Path | str | None = None
 
     def __post_init__(self) -> None:
         if self.policy_factory is None and self.supervision is None:
@@ -186,6 +192,8 @@ class EpisodeRunner:
             raise ValueError(f"concurrency must be >= 1, got {self.concurrency!r}")
         if self.max_steps < 1:
             raise ValueError(f"max_steps must be >= 1, got {self.max_steps!r}")
+
+    _saver: Any = field(default=None, init=False, repr=False)
 
     def _agent(self, env: TextEnv) -> tuple[Any, str]:
         if self.supervision is not None:
@@ -200,6 +208,7 @@ class EpisodeRunner:
                 pricing=self.pricing,
                 edge_params=self.edge_params,
                 track_progress=True,
+                checkpointer=self._saver,
                 **sup,
             )
             if supervisor is None:
@@ -217,19 +226,46 @@ class EpisodeRunner:
             edge_params=self.edge_params,
             edge_health=self.edge_health,
             propose_edge=self.also_edge,
+            checkpointer=self._saver,
         )
         return agent, self.label or policy.name
+
+    @staticmethod
+    async def _resume_point(
+        agent: Any, config: dict[str, Any], env: TextEnv, seed: int
+    ) -> dict[str, Any] | None:
+        """The input for this episode: ``{"seed": seed}`` for a fresh one, ``None`` to resume
+        from the checkpoint (the environment is replayed to the checkpointed step first)."""
+        snap = await agent.aget_state(config)
+        values = snap.values or {}
+        if "observation" not in values:
+            return {"seed": seed}
+        if snap.next:
+            env.reset(seed)
+            for record in values.get("trajectory") or []:
+                env.step(str(record["action"]))
+            logger.info(
+                "resuming seed %s at step %s (%s steps replayed)",
+                seed,
+                values.get("step"),
+                len(values.get("trajectory") or []),
+            )
+        return None
 
     async def _episode(self, env: TextEnv, seed: int) -> tuple[EpisodeResult, list[dict]]:
         t0 = time.perf_counter()
         agent, label = self._agent(env)
         ctx = HeraContext(env=env, max_steps=self.max_steps)
+        config: dict[str, Any] = {"recursion_limit": 10_000}
         try:
-            out = await agent.ainvoke(
-                {"seed": seed},
-                {"recursion_limit": 10_000},
-                context=ctx,  # type: ignore[arg-type]
-            )
+            inp: dict[str, Any] | None = {"seed": seed}
+            if self._saver is not None:
+                config["configurable"] = {"thread_id": f"{label}:{env.suite}:{seed}"}
+                inp = await self._resume_point(agent, config, env, seed)
+            if inp is None and not (await agent.aget_state(config)).next:
+                out = (await agent.aget_state(config)).values  # finished before the kill
+            else:
+                out = await agent.ainvoke(inp, config, context=ctx)  # type: ignore[arg-type]
             error = out.get("halt")
         except Exception as exc:  # a crashed episode is recorded, never fatal
             logger.warning("episode seed=%s failed: %s", seed, traceback.format_exc())
@@ -322,7 +358,18 @@ class EpisodeRunner:
                 on_episode(result)
 
         try:
-            await asyncio.gather(*(one(s) for s in todo))
+            if self.checkpoint_path is not None:
+                from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+                Path(self.checkpoint_path).parent.mkdir(parents=True, exist_ok=True)
+                async with AsyncSqliteSaver.from_conn_string(str(self.checkpoint_path)) as saver:
+                    self._saver = saver
+                    try:
+                        await asyncio.gather(*(one(s) for s in todo))
+                    finally:
+                        self._saver = None
+            else:
+                await asyncio.gather(*(one(s) for s in todo))
         finally:
             for env in envs:
                 env.close()

@@ -1,0 +1,42 @@
+"""Child process of the durable-run test: plays one long episode with checkpoints, slowly."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from langgraph_hera.evaluation.runner import EpisodeRunner  # noqa: E402
+from langgraph_hera.policies import RandomPolicy  # noqa: E402
+from tests.conftest import CounterEnv, ScriptedChat  # noqa: E402
+
+GOAL = 30
+
+
+class Slow(ScriptedChat):
+    delay: float = 0.0
+
+    def _generate(self, messages, stop=None, run_manager=None, **kwargs):
+        time.sleep(self.delay)
+        return super()._generate(messages, stop, run_manager, **kwargs)
+
+
+def runner(out: Path, delay: float, edge: ScriptedChat, cloud: ScriptedChat) -> EpisodeRunner:
+    return EpisodeRunner(
+        env_factory=lambda: CounterEnv(goal=GOAL),
+        edge=edge,
+        cloud_factory=lambda env: cloud,
+        policy_factory=lambda: RandomPolicy(0.5, seed=1),
+        out_dir=out,
+        checkpoint_path=out / "checkpoints.sqlite",
+        max_steps=GOAL + 10,
+    )
+
+
+if __name__ == "__main__":
+    out = Path(sys.argv[1])
+    slow = float(sys.argv[2])
+    models = Slow(script=["inc"], delay=slow), Slow(script=["inc"], name_="gpt-4o", delay=slow)
+    runner(out, slow, *models).run([0])

@@ -1,0 +1,55 @@
+"""Durable runs: a run killed with SIGKILL mid-episode resumes from its last completed step."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.durable_child import GOAL, Slow, runner
+
+CHILD = Path(__file__).resolve().parents[1] / "durable_child.py"
+
+
+def _checkpoints(db: Path) -> int:
+    if not db.exists():
+        return 0
+    try:
+        with sqlite3.connect(db, timeout=1) as conn:
+            return conn.execute("SELECT COUNT(*) FROM checkpoints").fetchone()[0]
+    except sqlite3.Error:
+        return 0
+
+
+def test_sigkilled_run_resumes_without_losing_or_repeating_steps(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, str(CHILD), str(out), "0.05"])
+    try:
+        deadline = time.monotonic() + 120
+        # ~3 checkpoints per step (env, router, model): kill somewhere past step 10.
+        while _checkpoints(out / "checkpoints.sqlite") < 35:
+            assert proc.poll() is None, "the child ended before it was killed"
+            assert time.monotonic() < deadline, "the child made no progress"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert not (out / "episodes.jsonl").exists()  # it really died mid-episode
+
+    edge, cloud = Slow(script=["inc"]), Slow(script=["inc"], name_="gpt-4o")
+    (result,) = runner(out, 0.0, edge, cloud).run([0])
+    assert result.success and result.error is None
+    # Every step exactly once, in order, across the two processes.
+    steps = [json.loads(line)["step"] for line in (out / "steps.jsonl").read_text().splitlines()]
+    assert steps == list(range(GOAL))
+    assert result.steps == GOAL and result.edge_steps + result.cloud_steps == GOAL
+    # One ledger entry per step: 11 prompt + 3 output tokens each, nothing counted twice.
+    assert result.edge_tokens + result.cloud_tokens == GOAL * 14
+    # The second process resumed mid-episode instead of starting over.
+    assert 0 < edge.calls + cloud.calls < GOAL - 5
