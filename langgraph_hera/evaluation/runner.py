@@ -240,7 +240,10 @@ class EpisodeRunner:
         values = snap.values or {}
         if "observation" not in values:
             return {"seed": seed}
-        if snap.next:
+        # Resume with no input: LangGraph re-runs only the tasks without saved writes (the
+        # ``next`` of a snapshot can be empty while a completed task's Command is pending), and
+        # a finished thread just returns its state.
+        if not (values.get("done") or values.get("halt")):
             env.reset(seed)
             for record in values.get("trajectory") or []:
                 env.step(str(record["action"]))
@@ -262,10 +265,7 @@ class EpisodeRunner:
             if self._saver is not None:
                 config["configurable"] = {"thread_id": f"{label}:{env.suite}:{seed}"}
                 inp = await self._resume_point(agent, config, env, seed)
-            if inp is None and not (await agent.aget_state(config)).next:
-                out = (await agent.aget_state(config)).values  # finished before the kill
-            else:
-                out = await agent.ainvoke(inp, config, context=ctx)  # type: ignore[arg-type]
+            out = await agent.ainvoke(inp, config, context=ctx)  # type: ignore[arg-type]
             error = out.get("halt")
         except Exception as exc:  # a crashed episode is recorded, never fatal
             logger.warning("episode seed=%s failed: %s", seed, traceback.format_exc())

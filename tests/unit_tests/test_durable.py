@@ -53,3 +53,27 @@ def test_sigkilled_run_resumes_without_losing_or_repeating_steps(tmp_path: Path)
     assert result.edge_tokens + result.cloud_tokens == GOAL * 14
     # The second process resumed mid-episode instead of starting over.
     assert 0 < edge.calls + cloud.calls < GOAL - 5
+
+
+def test_kills_at_random_points_never_lose_or_repeat_a_step(tmp_path: Path) -> None:
+    """Kill twice at random checkpoints, six times over (a kill between a node's saved writes
+    and the step's checkpoint once made the resume think the episode had ended)."""
+    import random
+
+    rng = random.Random(7)
+    for run in range(6):
+        out = tmp_path / f"run{run}"
+        for _ in range(2):
+            target = _checkpoints(out / "checkpoints.sqlite") + rng.randint(3, 40)
+            proc = subprocess.Popen([sys.executable, str(CHILD), str(out), "0.02"])
+            deadline = time.monotonic() + 120
+            while _checkpoints(out / "checkpoints.sqlite") < target and proc.poll() is None:
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGKILL)
+                proc.wait(timeout=30)
+        (result,) = runner(out, 0.0, Slow(script=["inc"]), Slow(script=["inc"])).run([0])
+        lines = (out / "steps.jsonl").read_text().splitlines()
+        assert result.success, f"run {run}: {result}"
+        assert [json.loads(line)["step"] for line in lines] == list(range(GOAL)), f"run {run}"
