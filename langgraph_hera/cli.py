@@ -357,6 +357,7 @@ def _supervise(args: argparse.Namespace) -> int:
             monolithic=args.monolithic,
             reverse=_int_list(args.reverse, "--reverse"),
             no_summary=_int_list(args.no_summary, "--no-summary"),
+            executor_history=args.executor_history,
         )
     except ValueError as exc:
         return _fail(str(exc))
@@ -707,6 +708,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     supervise.add_argument(
         "--no-summary", default="", help="T_v values of EVA without summarisation"
+    )
+    supervise.add_argument(
+        "--executor-history",
+        default="messages",
+        choices=["messages", "since-reset"],
+        help="the executor's context since its last reset: a chat, or one message",
     )
     supervise.add_argument(
         "--max-model-len",

@@ -42,12 +42,14 @@ class SupervisionPoint:
     verify_every: int = 4
     reverse_roles: bool = False
     summarize: bool = True
+    executor_history: str = "messages"
 
     @property
     def label(self) -> str:
+        suffix = "-1msg" if self.executor_history == "since-reset" else ""
         if self.mode.startswith("monolithic"):
-            return self.mode
-        label = f"{self.mode}-T{self.verify_every}"
+            return self.mode + suffix
+        label = f"{self.mode}-T{self.verify_every}{suffix}"
         if not self.summarize:
             label += "-nosum"
         return label + ("-reverse" if self.reverse_roles else "")
@@ -59,8 +61,12 @@ class SupervisionPoint:
     def supervision(self) -> dict[str, Any]:
         """The keyword arguments of `create_supervised_text_agent` for this point."""
         if not self.supervised:
-            return {"reverse_roles": self.mode == "monolithic-cloud"}
+            return {
+                "reverse_roles": self.mode == "monolithic-cloud",
+                "executor_history": self.executor_history,
+            }
         return {
+            "executor_history": self.executor_history,
             "mode": self.mode,
             "verify_every": self.verify_every,
             "summarize": self.summarize,
@@ -75,6 +81,7 @@ def supervision_points(
     monolithic: bool = True,
     reverse: Sequence[int] = (),
     no_summary: Sequence[int] = (),
+    executor_history: str = "messages",
 ) -> list[SupervisionPoint]:
     """The sweep: each mode at each interval, the monolithic baselines, the reverse-role
     check at the intervals in ``reverse`` and EVA without summary at those in ``no_summary``.
@@ -82,19 +89,27 @@ def supervision_points(
     Raises:
         ValueError: Unknown mode or a bad interval (the message names it).
     """
+    if executor_history not in ("messages", "since-reset"):
+        raise ValueError(
+            f"executor history must be 'messages' or 'since-reset', got {executor_history!r}"
+        )
+    h = executor_history
     points: list[SupervisionPoint] = []
     if monolithic:
-        points += [SupervisionPoint("monolithic-edge"), SupervisionPoint("monolithic-cloud")]
+        points += [
+            SupervisionPoint("monolithic-edge", executor_history=h),
+            SupervisionPoint("monolithic-cloud", executor_history=h),
+        ]
     for mode in modes:
         for t in intervals:
             check_supervision_args(mode, t, None)
-            points.append(SupervisionPoint(mode, t))
+            points.append(SupervisionPoint(mode, t, executor_history=h))
         for t in reverse:
             check_supervision_args(mode, t, None)
-            points.append(SupervisionPoint(mode, t, reverse_roles=True))
+            points.append(SupervisionPoint(mode, t, reverse_roles=True, executor_history=h))
     for t in no_summary:
         check_supervision_args("eva", t, None)
-        points.append(SupervisionPoint("eva", t, summarize=False))
+        points.append(SupervisionPoint("eva", t, summarize=False, executor_history=h))
     return points
 
 

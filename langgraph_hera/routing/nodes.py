@@ -231,6 +231,27 @@ def action_prompt(state: dict[str, Any], *, history_window: int = 4) -> list[Bas
     return [SystemMessage(ACTION_SYSTEM_PROMPT), HumanMessage("\n".join(lines))]
 
 
+#: How an action node shows the past (see `create_action_node`).
+HISTORIES = ("window", "messages", "since-reset")
+
+
+def since_reset_prompt(state: dict[str, Any]) -> list[BaseMessage]:
+    """The executor's context in one message, in the format of `action_prompt`: the task, the
+    supervisor's last handoff (plan or advice), and every step since the last reset.
+
+    Grows with each step like `messages_prompt` until a reset, but keeps the single-message
+    layout the shipped adapter was trained on.
+    """
+    start = int(state.get("context_start", 0))
+    view = dict(state)
+    view["trajectory"] = [r for r in state.get("trajectory") or [] if int(r["step"]) >= start]
+    handoff = state.get("handoff")
+    if handoff:
+        label = "Plan" if state.get("plan") else "Advice"
+        view["task"] = f"{state.get('task', '')}\n{label}:\n{handoff}"
+    return action_prompt(view, history_window=len(view["trajectory"]))
+
+
 def messages_prompt(state: dict[str, Any]) -> list[BaseMessage]:
     """The messages a ReAct-style executor sees: its whole context since the last reset.
 
@@ -351,17 +372,20 @@ def create_action_node(
             logprob, for the router to see) and go to the router. The edge node then executes
             the proposal of the same step without calling the model again.
         history: ``"window"``: the prompt shows the last ``history_window`` steps (bounded);
-            ``"messages"``: the model sees its whole context since the last reset
-            (`messages_prompt`, the executor of supervised agents).
+            ``"messages"``: the model sees its whole context since the last reset as a chat
+            (`messages_prompt`, the ReAct executor of supervised agents);
+            ``"since-reset"``: the same context in one message (`since_reset_prompt`).
     """
-    if history not in ("window", "messages"):
-        raise ValueError(f"history must be 'window' or 'messages', got {history!r}")
+    if history not in HISTORIES:
+        raise ValueError(f"history must be one of {list(HISTORIES)}, got {history!r}")
     call = _Call(_check_target(target), pricing, edge_params, _model_name(model), router_node)
     name = "propose" if propose_only else target
 
     def _prompt(state: dict[str, Any]) -> list[BaseMessage]:
         if history == "messages":
             return messages_prompt(state)
+        if history == "since-reset":
+            return since_reset_prompt(state)
         return action_prompt(state, history_window=history_window)
 
     def _reuse(state: dict[str, Any]) -> Command | None:

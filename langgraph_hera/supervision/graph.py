@@ -134,6 +134,7 @@ def create_supervised_text_agent(
     edge_params: float = DEFAULT_EDGE_PARAMS,
     reverse_roles: bool = False,
     track_progress: bool = False,
+    executor_history: str = "messages",
     checkpointer: Any = None,
     name: str = "supervised_text_agent",
 ) -> CompiledStateGraph:
@@ -158,9 +159,16 @@ def create_supervised_text_agent(
         reverse_roles: Cloud executor, edge supervisor (the paper's Table 4 check).
         track_progress: Record the expert's distance to the goal at every step (the ground
             truth for verifier false positives / negatives).
+        executor_history: How the executor sees its context since the last reset:
+            ``"messages"`` (a multi-turn chat, the paper's ReAct loop) or ``"since-reset"``
+            (one message in the layout of `action_prompt`, which the shipped adapter knows).
         checkpointer: Passed to ``compile``.
         name: Graph name.
     """
+    if executor_history not in ("messages", "since-reset"):
+        raise ValueError(
+            f"executor_history must be 'messages' or 'since-reset', got {executor_history!r}"
+        )
     executor_target, side = _sides(reverse_roles)
     builder: StateGraph = StateGraph(HeraState, context_schema=HeraContext)  # type: ignore[arg-type]
     builder.add_node("env", create_env_node(track_progress=track_progress))
@@ -187,7 +195,7 @@ def create_supervised_text_agent(
             pricing=pricing,
             edge_params=edge_params,
             router_node=None,
-            history="messages",
+            history=executor_history,
         ),
         destinations=("env", END),
     )

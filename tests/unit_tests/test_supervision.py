@@ -319,3 +319,27 @@ def test_runner_plays_supervised_episodes_and_summarises(scripted, tmp_path) -> 
     assert (tmp_path / "episodes.jsonl").exists()
     with pytest.raises(ValueError, match="policy_factory"):
         EpisodeRunner(env_factory=CounterEnv, edge=None, cloud_factory=lambda e: None)
+
+
+def test_since_reset_executor_sees_the_handoff_and_every_step_since(scripted) -> None:
+    seen: list[str] = []
+
+    def act(messages):
+        seen.append(str(messages[-1].content))
+        return "look"
+
+    supervisor = ExpertSupervisor(planner=lambda: ["inc", "inc"])
+    agent = create_supervised_text_agent(
+        executor=scripted(act),
+        supervisor=supervisor,
+        mode="pevr",
+        verify_every=3,
+        executor_history="since-reset",
+    )
+    out = agent.invoke({"seed": 0}, context=HeraContext(env=CounterEnv(goal=9), max_steps=5))
+    assert out["context_start"] == 3  # replanned at step 3 (the executor kept looking)
+    assert seen[0].startswith("Task: reach 9\nPlan:\n1. inc\n2. inc")
+    assert seen[2].count("> look") == 2  # all steps since the start, not a window
+    assert seen[3].count("> look") == 0  # the reset cut them
+    with pytest.raises(ValueError, match="executor_history must be"):
+        create_supervised_text_agent(executor=scripted(), supervisor=None, executor_history="x")
