@@ -1,7 +1,7 @@
 """No graph changes: `RoutedChatModel` is a chat model that routes every call edge/cloud.
 
-    hera serve &
-    python examples/routed_chat_model_agent.py --edge-url http://127.0.0.1:PORT/v1
+    python examples/routed_chat_model_agent.py                      # starts the embedded edge
+    python examples/routed_chat_model_agent.py --edge-url http://127.0.0.1:PORT/v1  # yours
 
 Pass it wherever a LangChain chat model goes (here `langchain.agents.create_agent`).
 """
@@ -9,12 +9,14 @@ Pass it wherever a LangChain chat model goes (here `langchain.agents.create_agen
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+from collections.abc import Iterator
 
 from langchain.agents import create_agent
 from langchain_core.tools import tool
 
-from langgraph_hera import RoutedChatModel, edge_chat_model
+from langgraph_hera import EdgeServer, RoutedChatModel, edge_chat_model
 from langgraph_hera.policies import RandomPolicy
 
 
@@ -24,26 +26,37 @@ def add(a: int, b: int) -> int:
     return a + b
 
 
+@contextlib.contextmanager
+def edge_endpoint(url: str | None, model: str) -> Iterator[tuple[str, str]]:
+    """The given server, or the embedded model started here (and stopped afterwards)."""
+    if url:
+        yield url, model
+        return
+    with EdgeServer() as server:
+        yield server.base_url, server.model_name
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--edge-url", required=True)
+    parser.add_argument("--edge-url", default=None, help="default: start the embedded model")
     parser.add_argument("--edge-model", default="smollm2-135m-instruct")
     args = parser.parse_args()
 
-    edge = edge_chat_model(args.edge_url, args.edge_model, max_tokens=128)
-    if os.environ.get("OPENAI_API_KEY"):
-        from langchain_openai import ChatOpenAI
+    with edge_endpoint(args.edge_url, args.edge_model) as (url, model_name):
+        edge = edge_chat_model(url, model_name, max_tokens=128)
+        if os.environ.get("OPENAI_API_KEY"):
+            from langchain_openai import ChatOpenAI
 
-        cloud = ChatOpenAI(model="gpt-4o", temperature=0)
-    else:  # no key: the edge plays both sides
-        cloud = edge_chat_model(args.edge_url, args.edge_model, max_tokens=128)
-    model = RoutedChatModel(edge=edge, cloud=cloud, policy=RandomPolicy(0.5, seed=0))
-    agent = create_agent(model, tools=[add])
-    out = agent.invoke({"messages": [("user", "What is 19 + 23? Use the add tool.")]})
-    print(out["messages"][-1].content)
-    for decision in model.route_log:
-        print(decision["step"], decision["target"], decision["reason"])
-    print(model.ledger.summary())
+            cloud = ChatOpenAI(model="gpt-4o", temperature=0)
+        else:  # no key: the edge plays both sides
+            cloud = edge_chat_model(url, model_name, max_tokens=128)
+        model = RoutedChatModel(edge=edge, cloud=cloud, policy=RandomPolicy(0.5, seed=0))
+        agent = create_agent(model, tools=[add])
+        out = agent.invoke({"messages": [("user", "What is 19 + 23? Use the add tool.")]})
+        print(out["messages"][-1].content)
+        for decision in model.route_log:
+            print(decision["step"], decision["target"], decision["reason"])
+        print(model.ledger.summary())
 
 
 if __name__ == "__main__":

@@ -1,0 +1,52 @@
+"""CI smoke-runs every example against the real edge model (vLLM) it would start itself."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+#: example -> (extra arguments, a line its output must contain)
+EXPECTED = {
+    "add_router_to_your_graph.py": ([], "'steps':"),
+    "routed_chat_model_agent.py": ([], "'steps':"),
+    "train_your_router.py": (["--train", "3", "--test", "1"], "test: success"),
+    "supervised_agents.py": (["--max-steps", "6", "--verify-every", "2"], "--- EVA (T_v=2) ---"),
+    "read_decisions_in_langsmith.py": ([], "decisions read back"),
+}
+
+
+def test_every_example_is_smoke_tested() -> None:
+    assert {p.name for p in EXAMPLES.glob("*.py")} == set(EXPECTED)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_example_runs(name: str, vllm_server, tmp_path: Path) -> None:
+    args, expected = EXPECTED[name]
+    env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
+    env["LANGSMITH_TRACING"] = "false"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(EXAMPLES / name),
+            "--edge-url",
+            vllm_server.base_url,
+            "--edge-model",
+            vllm_server.model_name,
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert expected in proc.stdout, proc.stdout[-3000:]
