@@ -5,10 +5,8 @@ only the steps a policy sends it. Import the pieces from here; policies live in
 `langgraph_hera.policies`.
 """
 
-from typing import Any
-
 from langgraph_hera.accounting import CostLedger, ModelPrice, Pricing
-from langgraph_hera.models import ChatEdge, RoutedChatModel, edge_chat_model
+from langgraph_hera.models import ChatEdge, EdgeServer, RoutedChatModel, edge_chat_model
 from langgraph_hera.policies import RouteInput, RoutingPolicy
 from langgraph_hera.routing import (
     add_router,
@@ -59,10 +57,3 @@ __all__ = [
     "route_by_decision",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    if name == "EdgeServer":
-        from langgraph_hera.models import EdgeServer
-
-        return EdgeServer
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,7 +1,6 @@
 """Edge / cloud chat-model helpers, the local edge server and the routed chat model."""
 
-from typing import Any
-
+from langgraph_hera.models._server import EdgeServer, EdgeServerError
 from langgraph_hera.models.cache import (
     CACHE_HIT_KEY,
     ProposalCache,
@@ -23,11 +22,3 @@ __all__ = [
     "is_cache_hit",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    # The server module is only imported when used (it is not heavy, but keeps import lean).
-    if name in ("EdgeServer", "EdgeServerError"):
-        from langgraph_hera.models import _server
-
-        return getattr(_server, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
