@@ -56,4 +56,3 @@ __all__ = [
     "edge_chat_model",
     "route_by_decision",
 ]
-

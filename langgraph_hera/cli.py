@@ -413,6 +413,48 @@ def _supervise(args: argparse.Namespace) -> int:
     return 0 if report["rows"] else 1
 
 
+def _profile(args: argparse.Namespace) -> int:
+    from langgraph_hera.envs import FOLD_SEEDS, make_env
+    from langgraph_hera.policies.hera_scheduler import HeraScheduler, profile_tasks
+
+    problem = _check_run_args(args)
+    if problem:
+        return _fail(problem)
+    if args.fold != "train":
+        return _fail(f"profile train tasks only (--fold train), got --fold {args.fold}")
+    if args.depth < 1:
+        return _fail(f"--depth must be >= 1, got {args.depth}")
+    seeds = list(FOLD_SEEDS[args.fold])[args.offset : args.offset + args.episodes]
+    models = _Models(args)
+    try:
+        models.start()
+    except Exception as exc:
+        return _fail(f"could not start the edge server: {exc}")
+    t0 = time.perf_counter()
+    try:
+        with _progress() as progress:
+            task = progress.add_task(f"profile {args.suite}", total=len(seeds))
+            profile = profile_tasks(
+                lambda: make_env(args.suite),
+                models.edge,
+                seeds,
+                depth=args.depth,
+                request_steps=args.request_steps,
+                on_task=lambda _: progress.advance(task),
+            )
+    finally:
+        models.stop()
+    scheduler = HeraScheduler(profile=profile, embedding_model=args.embedder)
+    path = scheduler.save(args.out)
+    agree = sum(n.edge_action == n.cloud_action for n in profile.nodes) / len(profile.nodes)
+    print(
+        f"profile: {len(profile.nodes)} tree nodes from {len(seeds)} tasks (depth {args.depth}), "
+        f"edge = cloud at {agree:.1%} of nodes, {time.perf_counter() - t0:.0f} s; "
+        f"scheduler: {path}"
+    )
+    return 0
+
+
 def _adapt(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -725,6 +767,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", default=None, help="output dir (default: runs/supervise-SUITE-FOLD); resumable"
     )
     supervise.set_defaults(func=_supervise)
+
+    prof = sub.add_parser(
+        "profile", help="profile train tasks for the HERA scheduler (edge/cloud choice trees)"
+    )
+    episode_args(prof, fold="train", policy=False)
+    prof.add_argument("--depth", type=int, default=3, help="depth of each choice tree")
+    prof.add_argument("--request-steps", type=int, default=15, help="all-edge/all-cloud cap")
+    prof.add_argument(
+        "--embedder",
+        default="sentence-transformers/all-MiniLM-L6-v2",
+        help="SBERT model id, or hashed-<dim>",
+    )
+    prof.add_argument("--out", required=True, help="scheduler file (.npz)")
+    prof.set_defaults(func=_profile)
 
     adapt = sub.add_parser(
         "adapt", help="LoRA-adapt the edge model to recorded cloud trajectories (train seeds)"

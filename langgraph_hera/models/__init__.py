@@ -21,4 +21,3 @@ __all__ = [
     "edge_chat_model",
     "is_cache_hit",
 ]
-

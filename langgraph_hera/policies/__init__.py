@@ -3,7 +3,8 @@
 Baselines: `AlwaysEdge`, `AlwaysCloud`, `RandomPolicy`, `TaskLevelRouter` (one decision per task,
 HybridLLM-style) and `ThresholdRouter` (per-step score + calibrated threshold, RouteLLM-style).
 The learned step-level router: `HeraRouter` (Hera; stage 1, imitation from replayed cloud
-trajectories).
+trajectories). The HERA/AIMS subtask scheduler: `HeraScheduler` (estimators over an offline
+profile, `profile_tasks`).
 """
 
 from langgraph_hera.policies.base import (
@@ -31,6 +32,11 @@ from langgraph_hera.policies.hera import (
     imitation_dataset,
     route_inputs_from_records,
 )
+from langgraph_hera.policies.hera_scheduler import (
+    HeraScheduler,
+    SchedulerProfile,
+    profile_tasks,
+)
 
 __all__ = [
     "SCORERS",
@@ -40,6 +46,8 @@ __all__ = [
     "HashedEmbedder",
     "HeraFeaturizer",
     "HeraRouter",
+    "HeraScheduler",
+    "SchedulerProfile",
     "TrainConfig",
     "imitation_dataset",
     "route_inputs_from_records",
@@ -51,5 +59,6 @@ __all__ = [
     "available_policies",
     "calibrate_threshold",
     "get_policy",
+    "profile_tasks",
     "register_policy",
 ]

@@ -196,6 +196,8 @@ def create_text_agent(
         "history_window": history_window,
     }
     pol = get_policy(policy) if isinstance(policy, str) else policy
+    if hasattr(pol, "bind_edge"):
+        pol.bind_edge(edge)  # policies that consult the edge themselves (HeraScheduler's SD)
     edge_first = propose_edge or bool(getattr(pol, "uses_edge_proposal", False))
     builder.add_node("env", create_env_node(history_window=history_window))
     if edge_first:

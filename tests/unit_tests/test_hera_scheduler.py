@@ -1,0 +1,106 @@
+"""HeraScheduler: profiling trees, estimators, Algorithm 1 and its ablations (counter game)."""
+
+from __future__ import annotations
+
+import pytest
+
+from langgraph_hera import HeraContext, create_text_agent
+from langgraph_hera.policies import HeraScheduler, RouteInput, get_policy, profile_tasks
+from langgraph_hera.policies.hera_scheduler import PRESETS, Kappa, ProfileNode, SchedulerProfile
+from tests.conftest import CounterEnv
+
+EMB = "hashed-64"
+
+
+@pytest.fixture(scope="module")
+def profile(request) -> SchedulerProfile:
+    from tests.conftest import ScriptedChat
+
+    # The edge agrees with the cloud ("inc") on the first two steps of a task, then dithers.
+    def act(messages):
+        text = str(messages[-1].content)
+        return "inc" if "value is 0" in text or "value is 1" in text else "look"
+
+    edge = ScriptedChat(script=[act])
+    return profile_tasks(lambda: CounterEnv(goal=5), edge, seeds=[0, 1], depth=3)
+
+
+def test_profile_is_a_choice_tree_with_sl_distances(profile) -> None:
+    nodes = [n for n in profile.nodes if n.seed == 0]
+    root = nodes[0]
+    assert root.depth == 0 and root.edge_action == root.cloud_action == "inc"
+    # Identical choices share one child.
+    assert root.edge_child == root.cloud_child >= 0
+    assert root.sl_distance == 0
+    deep = [n for n in nodes if n.edge_action == "look"]
+    assert deep and all(n.cloud_action == "inc" and n.sl_distance == -1 for n in deep)
+    assert all(n.depth < 3 for n in nodes)
+    # All-edge fails (it dithers at 2), all-cloud succeeds: outcomes differ.
+    assert profile.request_similarity == [0.0, 0.0]
+
+
+def test_kappa_is_position_adaptive() -> None:
+    k = Kappa()
+    assert [round(k(i), 2) for i in (0, 1, 5, 9)] == [0.6, 0.62, 0.7, 0.7]
+
+
+def test_algorithm_1_routes_by_the_estimators(profile) -> None:
+    sched = HeraScheduler(profile=profile, embedding_model=EMB)
+    first = sched.decide(RouteInput(task="reach 5", observation="value is 0", step=0))
+    assert first["target"] == "edge" and first["reason"].startswith("SSE")
+    late = sched.decide(
+        RouteInput(task="reach 5", observation="value is 2", last_action="inc", step=2)
+    )
+    assert late["target"] == "cloud"
+    assert late["threshold"] == pytest.approx(0.64)
+    only_urc = HeraScheduler(profile=profile, embedding_model=EMB, components="urc")
+    assert only_urc.decide(RouteInput(task="reach 5", step=0))["target"] == "cloud"
+
+
+def test_urc_sends_a_whole_request_to_the_edge_when_outcomes_match() -> None:
+    node = ProfileNode(seed=0, depth=0, state="task: t", edge_action="a", cloud_action="b")
+    prof = SchedulerProfile(nodes=[node], requests=["task: t"], request_similarity=[1.0])
+    sched = HeraScheduler(profile=prof, embedding_model=EMB, k=1)
+    d = sched.decide(RouteInput(task="t", step=0))
+    assert d["target"] == "edge" and d["reason"].startswith("URC")
+    no_urc = HeraScheduler(profile=prof, embedding_model=EMB, k=1, components="no-urc")
+    assert no_urc.decide(RouteInput(task="t", step=0))["target"] == "cloud"
+
+
+def test_save_load_roundtrip_and_bad_files(profile, tmp_path) -> None:
+    sched = HeraScheduler(profile=profile, embedding_model=EMB)
+    path = sched.save(tmp_path / "sched.npz")
+    again = get_policy("hera-scheduler", path=str(path), components="no-sd")
+    ri = RouteInput(task="reach 5", observation="value is 0", step=0)
+    assert again.decide(ri)["target"] == sched.decide(ri)["target"]
+    assert again.components == PRESETS["no-sd"]
+    with pytest.raises(FileNotFoundError):
+        HeraScheduler(tmp_path / "missing.npz")
+    (tmp_path / "bad.npz").write_bytes(b"not a zip")
+    with pytest.raises(Exception):  # noqa: B017 - numpy's own error for a non-npz file
+        HeraScheduler(tmp_path / "bad.npz")
+    with pytest.raises(ValueError, match="unknown \\['magic'\\]"):
+        HeraScheduler(profile=profile, embedding_model=EMB, components="sse+magic")
+    with pytest.raises(ValueError, match="needs a saved profile"):
+        HeraScheduler()
+
+
+def test_scheduler_plays_an_episode_in_the_text_agent(profile, scripted) -> None:
+    sched = HeraScheduler(profile=profile, embedding_model=EMB)
+    agent = create_text_agent(edge=scripted("inc"), cloud=scripted("inc"), policy=sched)
+    out = agent.invoke({"seed": 3}, context=HeraContext(env=CounterEnv(goal=5), max_steps=8))
+    assert out["success"] is True
+    assert {d["policy"] for d in out["route_log"]} == {"hera-scheduler"}
+    assert "edge" in {d["target"] for d in out["route_log"]}
+    assert all(ms < 50 for ms in sched.timings)
+
+
+def test_sd_prompts_the_bound_edge(profile, scripted) -> None:
+    sched = HeraScheduler(profile=profile, embedding_model=EMB, components="sse+sd")
+    edge = scripted("1. look\n2. look")
+    sched.bind_edge(edge)
+    d = sched.decide(
+        RouteInput(task="reach 5", observation="value is 3", last_action="inc", step=3,
+                   valid_actions=["dec", "inc", "look"])
+    )
+    assert edge.calls == 1 and d["reason"].startswith(("SD", "no estimator"))
