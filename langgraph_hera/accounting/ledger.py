@@ -145,6 +145,28 @@ class CostLedger:
         """Estimated edge energy in joules."""
         return sum(e["energy_j"] for e in self.entries)
 
+    def max_context_tokens(self, target: str | None = "edge") -> int:
+        """The largest context (prompt + output tokens) of one call to ``target``: what the
+        KV cache of that model must hold (the supervised executor's, with ``"edge"``)."""
+        return max(
+            (e["input_tokens"] + e["output_tokens"] for e in self._select(target)), default=0
+        )
+
+    def kv_cache_bytes(
+        self,
+        n_layers: int,
+        n_kv_heads: int,
+        head_dim: int,
+        target: str | None = "edge",
+        bytes_per_value: int = 2,
+    ) -> int:
+        """KV-cache estimate at `max_context_tokens`, M = 2 * L * H_kv * d_h * b * C."""
+        from langgraph_hera.accounting.pricing import kv_cache_bytes
+
+        return kv_cache_bytes(
+            n_layers, n_kv_heads, head_dim, self.max_context_tokens(target), bytes_per_value
+        )
+
     def summary(self) -> dict[str, Any]:
         """Totals as a flat dict (what `hera run` prints)."""
         edge, cloud = self.calls("edge"), self.calls("cloud")

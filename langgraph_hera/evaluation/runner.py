@@ -275,7 +275,6 @@ class EpisodeRunner:
         traj = out.get("trajectory") or []
         sup_log = out.get("supervision_log") or []
         fp, fn, judged = verifier_errors(sup_log, traj)
-        executor_calls = [e for e in ledger.entries if e["target"] != "supervisor"]
         result = EpisodeResult(
             suite=env.suite,
             seed=seed,
@@ -299,9 +298,7 @@ class EpisodeRunner:
             verifier_fp=fp,
             verifier_fn=fn,
             verifier_judged=judged,
-            max_context_tokens=max(
-                (e["input_tokens"] + e["output_tokens"] for e in executor_calls), default=0
-            ),
+            max_context_tokens=max(ledger.max_context_tokens(t) for t in ("edge", "cloud")),
         )
         task = out.get("task", "")
         steps = [

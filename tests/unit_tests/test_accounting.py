@@ -63,3 +63,29 @@ def test_ledger_entries_and_summary() -> None:
     assert s["failed_calls"] == 1
     assert ledger.tokens("cloud") == {"input": 1000, "cached": 200, "output": 100}
     assert ledger.cloud_usd == pytest.approx(cloud["usd"])
+
+
+def test_ledger_max_context_and_kv_estimate() -> None:
+    from langgraph_hera import CostLedger
+
+    def entry(target: str, n_in: int, n_out: int) -> dict:
+        return {
+            "step": 0,
+            "target": target,
+            "model": "m",
+            "input_tokens": n_in,
+            "cached_tokens": 0,
+            "output_tokens": n_out,
+            "usd": 0.0,
+            "energy_j": 0.0,
+            "latency_ms": 1.0,
+            "ok": True,
+        }
+
+    ledger = CostLedger(
+        [entry("edge", 100, 5), entry("edge", 2040, 8), entry("supervisor", 9000, 50)]
+    )
+    assert ledger.max_context_tokens() == 2048
+    assert ledger.max_context_tokens("supervisor") == 9050
+    # SmolLM2-135M at 2048 tokens, bf16 (the formula's worked example).
+    assert ledger.kv_cache_bytes(30, 3, 64) == 47185920

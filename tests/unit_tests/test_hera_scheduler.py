@@ -100,7 +100,12 @@ def test_sd_prompts_the_bound_edge(profile, scripted) -> None:
     edge = scripted("1. look\n2. look")
     sched.bind_edge(edge)
     d = sched.decide(
-        RouteInput(task="reach 5", observation="value is 3", last_action="inc", step=3,
-                   valid_actions=["dec", "inc", "look"])
+        RouteInput(
+            task="reach 5",
+            observation="value is 3",
+            last_action="inc",
+            step=3,
+            valid_actions=["dec", "inc", "look"],
+        )
     )
     assert edge.calls == 1 and d["reason"].startswith(("SD", "no estimator"))
