@@ -93,21 +93,18 @@ def _supervisor(text_agent: bool):  # noqa: ANN202 - returns a chat model
     return ExpertSupervisor(planner=lambda: expert_plan(current_env()))
 
 
-pevr_text_agent = create_supervised_text_agent(
-    executor=edge_chat_model(EDGE_URL, EDGE_MODEL, max_tokens=24),
-    supervisor=_supervisor(text_agent=True),
-    mode="pevr",
-    verify_every=VERIFY_EVERY,
-    name="pevr_text_agent",
-)
+def _supervised_text_agent(mode: str):  # noqa: ANN202 - a compiled graph
+    return create_supervised_text_agent(
+        executor=edge_chat_model(EDGE_URL, EDGE_MODEL, max_tokens=24),
+        supervisor=_supervisor(text_agent=True),
+        mode=mode,
+        verify_every=VERIFY_EVERY,
+        name=f"{mode}_text_agent",
+    )
 
-eva_text_agent = create_supervised_text_agent(
-    executor=edge_chat_model(EDGE_URL, EDGE_MODEL, max_tokens=24),
-    supervisor=_supervisor(text_agent=True),
-    mode="eva",
-    verify_every=VERIFY_EVERY,
-    name="eva_text_agent",
-)
+
+pevr_text_agent = _supervised_text_agent("pevr")
+eva_text_agent = _supervised_text_agent("eva")
 
 supervised_agent = create_supervised_agent(
     executor=edge_chat_model(EDGE_URL, EDGE_MODEL, max_tokens=256),

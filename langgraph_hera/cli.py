@@ -208,6 +208,18 @@ def _progress() -> Any:
     )
 
 
+def _with_point_progress(points: Sequence[Any], total: int, run: Any) -> None:
+    """``run(on_episode)`` with one progress bar per point (``point.label``)."""
+    with _progress() as progress:
+        tasks = {p.label: progress.add_task(p.label, total=total, start=False) for p in points}
+
+        def advance(point: Any, _: Any) -> None:
+            progress.start_task(tasks[point.label])
+            progress.advance(tasks[point.label])
+
+        run(advance)
+
+
 def _run(args: argparse.Namespace) -> int:
     from langgraph_hera.envs import FOLD_SEEDS, make_env
     from langgraph_hera.evaluation.runner import EpisodeRunner, summarize
@@ -310,16 +322,9 @@ def _bench(args: argparse.Namespace) -> int:
         edge_health=models.edge_health,
     )
     try:
-        with _progress() as progress:
-            tasks = {
-                p.label: progress.add_task(p.label, total=len(seeds), start=False) for p in points
-            }
-
-            def advance(point: Any, _: Any) -> None:
-                progress.start_task(tasks[point.label])
-                progress.advance(tasks[point.label])
-
-            run_bench(config, points, on_episode=advance)
+        _with_point_progress(
+            points, len(seeds), lambda cb: run_bench(config, points, on_episode=cb)
+        )
     finally:
         models.stop()
     report = write_report(out_dir)
@@ -395,16 +400,9 @@ def _supervise(args: argparse.Namespace) -> int:
         cloud_is_stand_in=models.stand_in,
     )
     try:
-        with _progress() as progress:
-            tasks = {
-                p.label: progress.add_task(p.label, total=len(seeds), start=False) for p in points
-            }
-
-            def advance(point: Any, _: Any) -> None:
-                progress.start_task(tasks[point.label])
-                progress.advance(tasks[point.label])
-
-            run_supervision_bench(bench, points, on_episode=advance)
+        _with_point_progress(
+            points, len(seeds), lambda cb: run_supervision_bench(bench, points, on_episode=cb)
+        )
     finally:
         models.stop()
     report = write_report(out_dir)

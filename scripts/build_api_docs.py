@@ -1,6 +1,6 @@
 """Build the API reference (pdoc) from the docstrings; any pdoc warning fails the build.
 
-    .venv/bin/python scripts/build_api_docs.py [--out site/api]
+.venv/bin/python scripts/build_api_docs.py [--out site/api]
 """
 
 from __future__ import annotations

@@ -25,27 +25,8 @@ sys.path.insert(0, str(ROOT))
 
 from langgraph_hera import CostLedger, HeraContext, create_text_agent  # noqa: E402
 from langgraph_hera.accounting.pricing import GPT_4O  # noqa: E402
-from langgraph_hera.policies import RoutingPolicy  # noqa: E402
-from tests.conftest import CounterEnv, ScriptedChat  # noqa: E402
+from tests.conftest import CostlyChat, CounterEnv, ScriptedChat, TargetsPolicy  # noqa: E402
 from tests.durable_child import GOAL, Slow, runner  # noqa: E402
-
-
-class _Costly(ScriptedChat):
-    sizes: list[int] = [100]
-
-    def _generate(self, messages, stop=None, run_manager=None, **kwargs):
-        self.tokens_in = self.sizes[self.calls % len(self.sizes)]
-        return super()._generate(messages, stop, run_manager, **kwargs)
-
-
-class _Targets(RoutingPolicy):
-    name = "random-targets"
-
-    def __init__(self, targets: list[str]) -> None:
-        self.targets = targets
-
-    def score(self, route_input) -> float:
-        return float(self.targets[route_input.step % len(self.targets)] == "cloud")
 
 
 def budgets(episodes: int, seed: int) -> dict:
@@ -59,8 +40,8 @@ def budgets(episodes: int, seed: int) -> dict:
         estimate = (max(sizes) * GPT_4O.input + 3 * GPT_4O.output) / 1e6
         agent = create_text_agent(
             edge=ScriptedChat(script=["look"]),
-            cloud=_Costly(script=["inc", "look"], name_="gpt-4o", sizes=sizes),
-            policy=_Targets(targets),
+            cloud=CostlyChat(script=["inc", "look"], name_="gpt-4o", sizes=sizes),
+            policy=TargetsPolicy(targets),
         )
         ctx = HeraContext(
             env=CounterEnv(goal=50),

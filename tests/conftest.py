@@ -12,6 +12,7 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 
 from langgraph_hera.envs.base import EnvStep
+from langgraph_hera.policies import RoutingPolicy
 
 
 class ScriptedChat(BaseChatModel):
@@ -56,6 +57,34 @@ class ScriptedChat(BaseChatModel):
 
     def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> ScriptedChat:
         return self
+
+
+class CostlyChat(ScriptedChat):
+    """A scripted model whose prompt size (hence price) changes from call to call."""
+
+    sizes: list[int] = [100]
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        self.tokens_in = self.sizes[self.calls % len(self.sizes)]
+        return super()._generate(messages, stop, run_manager, **kwargs)
+
+
+class TargetsPolicy(RoutingPolicy):
+    """Routes by a given sequence of targets (cycled by step)."""
+
+    name = "scripted-targets"
+
+    def __init__(self, targets: list[str]) -> None:
+        self.targets = targets
+
+    def score(self, route_input: Any) -> float:
+        return 1.0 if self.targets[route_input.step % len(self.targets)] == "cloud" else 0.0
 
 
 class CounterEnv:

@@ -23,6 +23,16 @@ def _sides(reverse: bool) -> tuple[Target, str]:
     return ("cloud", "edge") if reverse else ("edge", "cloud")
 
 
+def _sides_kwargs(reverse: bool, pricing: Pricing | None, edge_params: float) -> dict[str, Any]:
+    executor_target, side = _sides(reverse)
+    return {
+        "side": side,
+        "executor_target": executor_target,
+        "pricing": pricing,
+        "edge_params": edge_params,
+    }
+
+
 def create_supervised_agent(
     *,
     executor: Any,
@@ -88,10 +98,7 @@ def create_supervised_agent(
             verify_every=verify_every,
             summarize=summarize,
             trigger=trigger,
-            side=side,
-            executor_target=executor_target,
-            pricing=pricing,
-            edge_params=edge_params,
+            **_sides_kwargs(reverse_roles, pricing, edge_params),
         ),
     )
     builder.add_node(
@@ -180,10 +187,7 @@ def create_supervised_text_agent(
             verify_every=verify_every,
             summarize=summarize,
             trigger=trigger,
-            side=side,
-            executor_target=executor_target,
-            pricing=pricing,
-            edge_params=edge_params,
+            **_sides_kwargs(reverse_roles, pricing, edge_params),
         ),
     )
     builder.add_node(

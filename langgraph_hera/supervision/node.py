@@ -146,12 +146,10 @@ class _Supervisor:
         if self.side == "cloud":
             policy = context_value(current_context(), "cloud_retry") or RetryPolicy()
         note = retry_note(step, "supervisor")
-        try:
-            reply = call_with_retries(lambda: self.model.invoke(messages, config), policy, note)
-        except Exception as exc:  # an unreachable supervisor lets the executor go on
-            error = error_text(exc)
-            entry = entry_from_message(
-                None,
+
+        def entry(reply: Any, error: str | None = None) -> LedgerEntry:
+            return entry_from_message(
+                reply,
                 step=step,
                 target="supervisor",
                 latency_ms=(time.perf_counter() - t0) * 1e3,
@@ -161,18 +159,13 @@ class _Supervisor:
                 error=error,
                 side=self.side,
             )
-            return None, entry, error
-        entry = entry_from_message(
-            reply,
-            step=step,
-            target="supervisor",
-            latency_ms=(time.perf_counter() - t0) * 1e3,
-            pricing=self.pricing,
-            model=_name(self.model),
-            edge_params=self.edge_params,
-            side=self.side,
-        )
-        return message_text(reply), entry, None
+
+        try:
+            reply = call_with_retries(lambda: self.model.invoke(messages, config), policy, note)
+        except Exception as exc:  # an unreachable supervisor lets the executor go on
+            error = error_text(exc)
+            return None, entry(None, error), error
+        return message_text(reply), entry(reply), None
 
     # -- the node ----------------------------------------------------------------------------
 

@@ -24,36 +24,14 @@ from langgraph_hera import (
     create_text_agent,
 )
 from langgraph_hera.accounting.pricing import GPT_4O
-from langgraph_hera.policies import RoutingPolicy, available_policies, get_policy
+from langgraph_hera.policies import available_policies, get_policy
 from langgraph_hera.routing.features import route_input_from_state
 from langgraph_hera.routing.nodes import parse_action
 from langgraph_hera.routing.router import decide_step
 from langgraph_hera.supervision import ExpertSupervisor, parse_verdict
-from tests.conftest import CounterEnv, ScriptedChat
+from tests.conftest import CostlyChat, CounterEnv, ScriptedChat, TargetsPolicy
 
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-
-
-class CostlyChat(ScriptedChat):
-    """A scripted model whose prompt size (hence price) changes from call to call."""
-
-    sizes: list[int] = [100]
-
-    def _generate(self, messages, stop=None, run_manager=None, **kwargs) -> ChatResult:
-        self.tokens_in = self.sizes[self.calls % len(self.sizes)]
-        return super()._generate(messages, stop, run_manager, **kwargs)
-
-
-class Scripted(RoutingPolicy):
-    """Routes by a given sequence of targets (cycled)."""
-
-    name = "scripted-targets"
-
-    def __init__(self, targets: list[str]) -> None:
-        self.targets = targets
-
-    def score(self, route_input) -> float:
-        return 1.0 if self.targets[route_input.step % len(self.targets)] == "cloud" else 0.0
 
 
 def _cost(tokens_in: int, tokens_out: int = 3) -> float:
@@ -74,7 +52,7 @@ def test_no_decision_sequence_exceeds_the_caps(
     cloud = CostlyChat(script=["inc", "look"], name_="gpt-4o", sizes=sizes)
     edge = ScriptedChat(script=["look"], name_="edge")
     estimate = _cost(max(sizes)) if with_estimate else None
-    agent = create_text_agent(edge=edge, cloud=cloud, policy=Scripted(targets))
+    agent = create_text_agent(edge=edge, cloud=cloud, policy=TargetsPolicy(targets))
     ctx = HeraContext(
         env=CounterEnv(goal=50),
         max_steps=15,
