@@ -363,6 +363,7 @@ def _supervise(args: argparse.Namespace) -> int:
             reverse=_int_list(args.reverse, "--reverse"),
             no_summary=_int_list(args.no_summary, "--no-summary"),
             executor_history=args.executor_history,
+            trigger=args.trigger,
         )
     except ValueError as exc:
         return _fail(str(exc))
@@ -748,6 +749,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     supervise.add_argument(
         "--no-summary", default="", help="T_v values of EVA without summarisation"
+    )
+    supervise.add_argument(
+        "--trigger",
+        default=None,
+        metavar="POLICY[:K=V...]",
+        help="a policy deciding when to verify, e.g. threshold:scorer=stuck:threshold=0.7",
     )
     supervise.add_argument(
         "--executor-history",

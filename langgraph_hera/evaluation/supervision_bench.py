@@ -43,10 +43,14 @@ class SupervisionPoint:
     reverse_roles: bool = False
     summarize: bool = True
     executor_history: str = "messages"
+    trigger: str | None = None
+    """A routing policy deciding when to verify (``name:key=value:...``), beyond the paper."""
 
     @property
     def label(self) -> str:
         suffix = "-1msg" if self.executor_history == "since-reset" else ""
+        if self.trigger:
+            suffix += "-trig-" + re.sub(r"[^A-Za-z0-9.]+", "_", self.trigger)
         if self.mode.startswith("monolithic"):
             return self.mode + suffix
         label = f"{self.mode}-T{self.verify_every}{suffix}"
@@ -65,7 +69,15 @@ class SupervisionPoint:
                 "reverse_roles": self.mode == "monolithic-cloud",
                 "executor_history": self.executor_history,
             }
+        trigger = None
+        if self.trigger:
+            from langgraph_hera.evaluation.bench import _parse_point
+            from langgraph_hera.policies import get_policy
+
+            name, kwargs = _parse_point(self.trigger)
+            trigger = get_policy(name, **kwargs)
         return {
+            "trigger": trigger,
             "executor_history": self.executor_history,
             "mode": self.mode,
             "verify_every": self.verify_every,
@@ -82,9 +94,12 @@ def supervision_points(
     reverse: Sequence[int] = (),
     no_summary: Sequence[int] = (),
     executor_history: str = "messages",
+    trigger: str | None = None,
 ) -> list[SupervisionPoint]:
     """The sweep: each mode at each interval, the monolithic baselines, the reverse-role
     check at the intervals in ``reverse`` and EVA without summary at those in ``no_summary``.
+    With ``trigger`` the mode/interval points also verify whenever that policy says "cloud"
+    (the interval is then the longest gap).
 
     Raises:
         ValueError: Unknown mode or a bad interval (the message names it).
@@ -94,6 +109,12 @@ def supervision_points(
             f"executor history must be 'messages' or 'since-reset', got {executor_history!r}"
         )
     h = executor_history
+    if trigger:
+        from langgraph_hera.evaluation.bench import _parse_point
+        from langgraph_hera.policies import get_policy
+
+        name, kwargs = _parse_point(trigger)
+        get_policy(name, **kwargs)  # fail early on a bad trigger
     points: list[SupervisionPoint] = []
     if monolithic:
         points += [
@@ -103,7 +124,7 @@ def supervision_points(
     for mode in modes:
         for t in intervals:
             check_supervision_args(mode, t, None)
-            points.append(SupervisionPoint(mode, t, executor_history=h))
+            points.append(SupervisionPoint(mode, t, executor_history=h, trigger=trigger))
         for t in reverse:
             check_supervision_args(mode, t, None)
             points.append(SupervisionPoint(mode, t, reverse_roles=True, executor_history=h))

@@ -343,3 +343,16 @@ def test_since_reset_executor_sees_the_handoff_and_every_step_since(scripted) ->
     assert seen[3].count("> look") == 0  # the reset cut them
     with pytest.raises(ValueError, match="executor_history must be"):
         create_supervised_text_agent(executor=scripted(), supervisor=None, executor_history="x")
+
+
+def test_supervision_points_with_a_trigger_policy() -> None:
+    from langgraph_hera.evaluation.supervision_bench import supervision_points
+
+    (point,) = supervision_points(
+        ["eva"], [16], monolithic=False, trigger="threshold:scorer=stuck:threshold=0.7"
+    )
+    assert point.label == "eva-T16-trig-threshold_scorer_stuck_threshold_0.7"
+    trigger = point.supervision()["trigger"]
+    assert trigger.name == "threshold" and trigger.threshold == 0.7
+    with pytest.raises(ValueError, match="unknown policy 'nope'"):
+        supervision_points(["eva"], [4], trigger="nope")
