@@ -35,6 +35,7 @@ from langgraph_hera.policies.hera import (
 from langgraph_hera.policies.hera_scheduler import (
     HeraScheduler,
     SchedulerProfile,
+    profile_chat_tasks,
     profile_tasks,
 )
 
@@ -59,6 +60,7 @@ __all__ = [
     "available_policies",
     "calibrate_threshold",
     "get_policy",
+    "profile_chat_tasks",
     "profile_tasks",
     "register_policy",
 ]

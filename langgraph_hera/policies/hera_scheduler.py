@@ -3,7 +3,8 @@
 In a text-action environment a *subtask* is one step (state -> action) and a subtask's
 *output* is its action. The scheduler is built from estimators fitted on an offline profile:
 
-- **profile** (`profile_tasks`): for each train task, a binary tree of edge/cloud choices down
+- **profile** (`profile_tasks`; `profile_chat_tasks` for question-answering / tool requests,
+  where a subtask is one agent turn): for each train task, a binary tree of edge/cloud choices down
   to depth D (every node: the state, the edge's action, the cloud's action, and the two child
   nodes), plus an all-edge and an all-cloud run of the whole task;
 - **URC** (request classifier): k-NN regression from the task text to the similarity of the
@@ -194,18 +195,136 @@ def _norm(text: str) -> str:
     return " ".join(text.lower().split())
 
 
-def _sl_distances(profile: SchedulerProfile, first: int) -> None:
-    """S-L distance of each node of one task's tree (exact action match along the edge chain)."""
+def _same_action(a: str, b: str) -> bool:
+    return _norm(a) == _norm(b)
+
+
+def _sl_distances(
+    profile: SchedulerProfile, first: int, same: Callable[[str, str], bool] = _same_action
+) -> None:
+    """S-L distance of each node of one task's tree: steps along the edge chain until an edge
+    output is the ``same`` as the node's cloud output (exact action match by default)."""
     nodes = profile.nodes
     for node in nodes[first:]:
         j, cur = 0, node
         while True:
-            if _norm(cur.edge_action) == _norm(node.cloud_action):
+            if same(cur.edge_action, node.cloud_action):
                 node.sl_distance = j
                 break
             if cur.edge_child < 0:
                 break
             cur, j = nodes[cur.edge_child], j + 1
+
+
+# --------------------------------------------------------------------------- chat / tool tasks
+
+
+def _run_tools(message: Any, tools: dict[str, Any]) -> list[Any]:
+    """Execute a reply's tool calls; errors become the tool's answer (as a ToolNode does)."""
+    from langchain_core.messages import ToolMessage
+
+    out = []
+    for call in getattr(message, "tool_calls", None) or []:
+        tool = tools.get(call["name"])
+        try:
+            result = tool.invoke(call["args"]) if tool else f"error: no tool {call['name']!r}"
+        except Exception as exc:  # the tool reports, the agent goes on
+            result = f"error: {type(exc).__name__}: {exc}"
+        out.append(ToolMessage(str(result), tool_call_id=call.get("id") or call["name"]))
+    return out
+
+
+def profile_chat_tasks(
+    requests: Sequence[str],
+    edge: Any,
+    cloud: Any,
+    *,
+    tools: Sequence[Any] = (),
+    depth: int = 2,
+    max_turns: int = 6,
+    embedding_model: str = DEFAULT_EMBEDDING_MODEL,
+    embedder: Embedder | None = None,
+    similar: float = 0.7,
+    on_task: Callable[[int], None] | None = None,
+) -> SchedulerProfile:
+    """Profile question-answering / tool-calling requests (the paper's own setting).
+
+    A subtask is one agent turn; its output is the turn's message (text, or its tool calls as
+    ``name(args)``). For each request: a tree of edge/cloud turns down to ``depth`` (a turn with
+    tool calls has its tools executed before the child turn; an answer is a leaf), and an
+    all-edge and an all-cloud run of at most ``max_turns`` turns, whose final answers' SBERT
+    similarity is the request-level target of the URC. S-L distances count edge turns until an
+    edge output is ``similar`` to the cloud's.
+
+    Args:
+        requests: User requests (train split).
+        edge / cloud: Chat models (pass them unbound; ``tools`` are bound here).
+        tools: Tools both may call.
+        depth: Tree depth in turns.
+        max_turns: Turn cap of the all-edge / all-cloud runs.
+        embedding_model / embedder: For output similarity.
+        similar: Cosine at which two outputs count as the same.
+    """
+    from langchain_core.messages import BaseMessage, HumanMessage
+
+    from langgraph_hera.routing.features import message_text, route_input_from_messages
+
+    if depth < 1:
+        raise ValueError(f"depth must be >= 1, got {depth!r}")
+    emb = embedder or _embedder(embedding_model)
+    tool_map = {t.name: t for t in tools}
+    sides = {
+        "edge": edge.bind_tools(list(tools)) if tools else edge,
+        "cloud": cloud.bind_tools(list(tools)) if tools else cloud,
+    }
+
+    def sim(a: str, b: str) -> float:
+        va, vb = _unit(emb.embed([a or " ", b or " "]))
+        return float(va @ vb)
+
+    profile = SchedulerProfile()
+    for r, request in enumerate(requests):
+        first = len(profile.nodes)
+        frontier: list[tuple[list[BaseMessage], int, int, str]] = [
+            ([HumanMessage(request)], 0, -1, "")
+        ]
+        while frontier:
+            conv, d, parent, side = frontier.pop(0)
+            replies = {k: m.invoke(conv) for k, m in sides.items()}
+            ri = route_input_from_messages(conv)
+            node = ProfileNode(
+                seed=r,
+                depth=d,
+                state=state_text(ri.task, ri.observation, ri.last_action),
+                edge_action=message_text(replies["edge"]),
+                cloud_action=message_text(replies["cloud"]),
+            )
+            index = len(profile.nodes)
+            profile.nodes.append(node)
+            if parent >= 0:
+                setattr(profile.nodes[parent], f"{side}_child", index)
+            if d + 1 < depth:
+                for k, reply in replies.items():
+                    if getattr(reply, "tool_calls", None):
+                        frontier.append(
+                            ([*conv, reply, *_run_tools(reply, tool_map)], d + 1, index, k)
+                        )
+        _sl_distances(profile, first, lambda a, b: sim(a, b) >= similar)
+        finals = []
+        for model in sides.values():
+            conv = [HumanMessage(request)]
+            for _ in range(max_turns):
+                reply = model.invoke(conv)
+                conv.append(reply)
+                if not getattr(reply, "tool_calls", None):
+                    break
+                conv += _run_tools(reply, tool_map)
+            finals.append(message_text(conv[-1]))
+        profile.requests.append(f"task: {request}")
+        profile.request_similarity.append(sim(*finals))
+        if on_task:
+            on_task(r)
+    return profile
 
 
 # --------------------------------------------------------------------------- the policy

@@ -109,3 +109,56 @@ def test_sd_prompts_the_bound_edge(profile, scripted) -> None:
         )
     )
     assert edge.calls == 1 and d["reason"].startswith(("SD", "no estimator"))
+
+
+def _tool_or_answer(answer: str):
+    from langchain_core.messages import AIMessage, ToolMessage
+
+    def reply(messages):
+        if isinstance(messages[-1], ToolMessage):
+            return answer
+        call = {"name": "add", "args": {"a": 1, "b": 2}, "id": "c1"}
+        return AIMessage("", tool_calls=[call])
+
+    return reply
+
+
+def test_chat_profile_and_scheduler_in_a_tool_agent(scripted) -> None:
+    from langchain_core.tools import tool
+
+    from langgraph_hera import create_hera_agent
+    from langgraph_hera.policies import profile_chat_tasks
+
+    @tool
+    def add(a: int, b: int) -> int:
+        """Add two integers."""
+        return a + b
+
+    edge = scripted(_tool_or_answer("3"), name="edge-m")
+    cloud = scripted(_tool_or_answer("The answer is 3."), name="gpt-4o")
+    prof = profile_chat_tasks(
+        ["what is 1 + 2?", "add one and two"],
+        edge,
+        cloud,
+        tools=[add],
+        depth=2,
+        embedding_model=EMB,
+    )
+    roots = [n for n in prof.nodes if n.depth == 0]
+    assert len(roots) == 2
+    root = roots[0]
+    assert root.edge_action == root.cloud_action == "add({'a': 1, 'b': 2})"
+    assert root.sl_distance == 0 and root.edge_child >= 0 and root.cloud_child >= 0
+    leaf = prof.nodes[root.edge_child]
+    assert leaf.depth == 1 and leaf.edge_action == "3" and leaf.cloud_action == "The answer is 3."
+    assert "observation: 3" in leaf.state  # the tool's result is the subtask's input
+    assert len(prof.request_similarity) == 2 and all(
+        0 <= x <= 1.0001 for x in prof.request_similarity
+    )
+
+    sched = HeraScheduler(profile=prof, embedding_model=EMB, components="no-urc")
+    agent = create_hera_agent(edge=edge, cloud=cloud, tools=[add], policy=sched)
+    out = agent.invoke({"messages": [("user", "what is 1 + 2?")]})
+    assert [d["policy"] for d in out["route_log"]] == ["hera-scheduler"] * 2
+    # The tool call is predicted identical on both sides: the edge makes it.
+    assert out["route_log"][0]["target"] == "edge"
