@@ -3,61 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from langgraph_hera import edge_chat_model
-
-REPLY = {
-    "id": "x",
-    "object": "chat.completion",
-    "created": 0,
-    "model": "tiny",
-    "choices": [
-        {
-            "index": 0,
-            "message": {"role": "assistant", "content": "go north"},
-            "finish_reason": "stop",
-        }
-    ],
-    "usage": {"prompt_tokens": 7, "completion_tokens": 2, "total_tokens": 9},
-}
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive: pooled connections outlive a request
-    requests: list[dict] = []
-
-    def do_POST(self) -> None:  # noqa: N802 - http.server API
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        _Handler.requests.append(json.loads(body))
-        data = json.dumps(REPLY).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args: object) -> None:
-        pass
+from tests.fake_openai import FakeOpenAI
 
 
 @pytest.fixture
-def server_url() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
-    server.shutdown()
+def server() -> Iterator[FakeOpenAI]:
+    with FakeOpenAI() as fake:  # keep-alive: pooled connections outlive a request
+        yield fake
 
 
-def test_one_edge_model_serves_several_event_loops(server_url: str) -> None:
+def test_one_edge_model_serves_several_event_loops(server: FakeOpenAI) -> None:
     """Each `asyncio.run` (an EpisodeRunner.run, an RL round) gets a working client."""
-    edge = edge_chat_model(server_url, "tiny", max_tokens=8)
+    edge = edge_chat_model(server.url, "tiny", max_tokens=8)
     for _ in range(3):
         reply = asyncio.run(edge.ainvoke("where?"))
         assert reply.content == "go north"
@@ -65,12 +27,11 @@ def test_one_edge_model_serves_several_event_loops(server_url: str) -> None:
     assert edge.invoke("sync too").content == "go north"
 
 
-def test_payload_uses_max_tokens_and_no_null_content(server_url: str) -> None:
+def test_payload_uses_max_tokens_and_no_null_content(server: FakeOpenAI) -> None:
     from langchain_core.messages import AIMessage, HumanMessage
 
-    _Handler.requests.clear()
-    edge = edge_chat_model(server_url, "tiny", max_tokens=5)
+    edge = edge_chat_model(server.url, "tiny", max_tokens=5)
     edge.invoke([HumanMessage("a"), AIMessage(""), HumanMessage("b")])
-    sent = _Handler.requests[-1]
+    _, sent, _ = server.requests[-1]
     assert sent["max_tokens"] == 5 and "max_completion_tokens" not in sent
     assert all(m["content"] is not None for m in sent["messages"])
