@@ -10,6 +10,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from langgraph_hera.secrets import error_text, get_logger
+from langgraph_hera.state import context_value
+
+logger = get_logger(__name__)
+
 T = TypeVar("T")
 
 #: HTTP statuses worth retrying: timeout, conflict, rate limit, server errors.
@@ -166,12 +171,11 @@ async def acall_with_retries(
             attempt += 1
 
 
-def retry_note(step: int, target: str) -> Callable[[int, BaseException, float, str], Any]:
-    """An ``on_retry`` that logs and collects a line per retried attempt (``.notes``)."""
-    from langgraph_hera.secrets import error_text, get_logger
-
-    notes: list[str] = []
-    logger = get_logger(__name__)
+def retry_note(
+    step: int, target: str, notes: list[str]
+) -> Callable[[int, BaseException, float, str], None]:
+    """An ``on_retry`` that logs each retried attempt and appends a line for it to ``notes``
+    (the node records them in ``state["errors"]``)."""
 
     def note(attempt: int, exc: BaseException, delay: float, why: str) -> None:
         line = (
@@ -181,5 +185,10 @@ def retry_note(step: int, target: str) -> Callable[[int, BaseException, float, s
         logger.info(line)
         notes.append(line)
 
-    note.notes = notes  # type: ignore[attr-defined]
     return note
+
+
+def cloud_retry_policy(context: Any) -> RetryPolicy:
+    """The run's ``cloud_retry`` (`HeraContext`), or the default `RetryPolicy`."""
+    policy = context_value(context, "cloud_retry")
+    return policy if policy is not None else RetryPolicy()

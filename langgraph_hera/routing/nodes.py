@@ -20,10 +20,11 @@ from langgraph_hera.models.retry import (
     RetryPolicy,
     acall_with_retries,
     call_with_retries,
+    cloud_retry_policy,
     retry_note,
 )
 from langgraph_hera.secrets import error_text, get_logger
-from langgraph_hera.state import LedgerEntry, Target, context_value
+from langgraph_hera.state import LedgerEntry, Target
 from langgraph_hera.tracing import decision_config
 
 logger = get_logger(__name__)
@@ -77,30 +78,21 @@ class _Call:
             return NO_RETRY  # a failed edge call fails over to the cloud at once
         from langgraph_hera.routing.router import current_context
 
-        policy = context_value(current_context(), "cloud_retry")
-        return policy if policy is not None else RetryPolicy()
+        return cloud_retry_policy(current_context())
 
     def invoke(
         self, model: Any, prompt: Any, config: RunnableConfig, step: int, notes: list[str]
     ) -> BaseMessage:
         """``model.invoke`` with the cloud retry policy; retried attempts noted in ``notes``."""
-        note = retry_note(step, self.target)
-        try:
-            return call_with_retries(lambda: model.invoke(prompt, config), self._policy(), note)
-        finally:
-            notes.extend(note.notes)  # type: ignore[attr-defined]
+        note = retry_note(step, self.target, notes)
+        return call_with_retries(lambda: model.invoke(prompt, config), self._policy(), note)
 
     async def ainvoke(
         self, model: Any, prompt: Any, config: RunnableConfig, step: int, notes: list[str]
     ) -> BaseMessage:
         """Async `invoke`."""
-        note = retry_note(step, self.target)
-        try:
-            return await acall_with_retries(
-                lambda: model.ainvoke(prompt, config), self._policy(), note
-            )
-        finally:
-            notes.extend(note.notes)  # type: ignore[attr-defined]
+        note = retry_note(step, self.target, notes)
+        return await acall_with_retries(lambda: model.ainvoke(prompt, config), self._policy(), note)
 
     def failure(self, state: dict[str, Any], exc: Exception, t0: float) -> Command:
         """A failed call, recorded: the edge hands the step back to the router (which sends it

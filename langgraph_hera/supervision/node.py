@@ -12,12 +12,18 @@ from langgraph.graph.message import REMOVE_ALL_MESSAGES
 
 from langgraph_hera.accounting.ledger import DEFAULT_EDGE_PARAMS, entry_from_message
 from langgraph_hera.accounting.pricing import Pricing
-from langgraph_hera.models.retry import NO_RETRY, RetryPolicy, call_with_retries, retry_note
+from langgraph_hera.models.retry import (
+    NO_RETRY,
+    call_with_retries,
+    cloud_retry_policy,
+    retry_note,
+)
 from langgraph_hera.policies.base import RoutingPolicy, get_policy
 from langgraph_hera.routing.features import message_text, route_input_from_state
+from langgraph_hera.routing.nodes import _clip, _model_name
 from langgraph_hera.routing.router import budget_block, current_context
-from langgraph_hera.secrets import error_text, get_logger
-from langgraph_hera.state import Decision, LedgerEntry, SupervisorDecision, Target, context_value
+from langgraph_hera.secrets import error_text
+from langgraph_hera.state import Decision, LedgerEntry, SupervisorDecision, Target
 from langgraph_hera.supervision.prompts import (
     advise_prompt,
     parse_verdict,
@@ -27,15 +33,8 @@ from langgraph_hera.supervision.prompts import (
 )
 from langgraph_hera.tracing import trace_decision
 
-logger = get_logger(__name__)
-
 MODES = ("pevr", "eva")
 SIDES = ("edge", "cloud")
-
-
-def _clip(text: str, limit: int) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def transcript(state: dict[str, Any], since: int = 0, *, max_chars: int = 3000) -> str:
@@ -134,18 +133,18 @@ class _Supervisor:
         step: int,
         config: RunnableConfig,
         ledger: list[LedgerEntry],
+        notes: list[str],
     ) -> tuple[str | None, LedgerEntry | None, str | None]:
-        """One supervisor call: (reply text, ledger entry, error). A cloud supervisor is not
-        called past a budget cap (no entry; the error says which cap)."""
+        """One supervisor call: (reply text, ledger entry, error); a cloud supervisor's retried
+        attempts are appended to ``notes``. A cloud supervisor is not called past a budget cap
+        (no entry; the error says which cap)."""
         if self.side == "cloud":
             blocked = budget_block(ledger, current_context())
             if blocked:
                 return None, None, f"not called: {blocked}"
         t0 = time.perf_counter()
-        policy = NO_RETRY
-        if self.side == "cloud":
-            policy = context_value(current_context(), "cloud_retry") or RetryPolicy()
-        note = retry_note(step, "supervisor")
+        policy = cloud_retry_policy(current_context()) if self.side == "cloud" else NO_RETRY
+        note = retry_note(step, "supervisor", notes)
 
         def entry(reply: Any, error: str | None = None) -> LedgerEntry:
             return entry_from_message(
@@ -154,7 +153,7 @@ class _Supervisor:
                 target="supervisor",
                 latency_ms=(time.perf_counter() - t0) * 1e3,
                 pricing=self.pricing,
-                model=_name(self.model),
+                model=_model_name(self.model),
                 edge_params=self.edge_params,
                 error=error,
                 side=self.side,
@@ -200,16 +199,9 @@ class _Supervisor:
             update["query"] = _query(state)
             state = {**state, **update}
         log: SupervisorDecision | None = None
-        if self.model is None:  # the monolithic baseline: the executor alone
-            pass
-        elif self.mode == "pevr" and step == 0 and not state.get("supervision_log"):
-            log, more = self._plan(state, step, config)
-            update = _merge(update, more)
-        else:
-            trigger = self._due(state, step)
-            if trigger is not None:
-                log, more = self._verify(state, step, trigger, config)
-                update = _merge(update, more)
+        if self.model is not None:  # None: the monolithic baseline, the executor alone
+            log, more = self._supervise(state, step, config)
+            update.update(more)
         if log is not None:
             update["supervision_log"] = [log]
             trace_decision(log, config, kind="supervisor")
@@ -218,13 +210,29 @@ class _Supervisor:
         update["route_log"] = [decision]
         return update
 
-    def _plan(
+    def _supervise(
         self, state: dict[str, Any], step: int, config: RunnableConfig
+    ) -> tuple[SupervisorDecision | None, dict[str, Any]]:
+        """Plan (PEVR's first visit), or verify when due; retried calls go to ``errors``."""
+        notes: list[str] = []
+        if self.mode == "pevr" and step == 0 and not state.get("supervision_log"):
+            log, update = self._plan(state, step, config, notes)
+        else:
+            trigger = self._due(state, step)
+            if trigger is None:
+                return None, {}
+            log, update = self._verify(state, step, trigger, config, notes)
+        if notes:
+            update["errors"] = [*notes, *update.get("errors", [])]
+        return log, update
+
+    def _plan(
+        self, state: dict[str, Any], step: int, config: RunnableConfig, notes: list[str]
     ) -> tuple[SupervisorDecision, dict[str, Any]]:
         t0 = time.perf_counter()
         ledger = list(state.get("ledger") or [])
         text, entry, error = self._call(
-            plan_prompt(_query(state), _situation(state)), step, config, ledger
+            plan_prompt(_query(state), _situation(state)), step, config, ledger, notes
         )
         update: dict[str, Any] = {"ledger": [entry] if entry else [], "last_verified_step": step}
         reason = "initial plan"
@@ -244,7 +252,12 @@ class _Supervisor:
         return self._log(step, "plan", None, reason, True, "start", state, handoff, t0), update
 
     def _verify(
-        self, state: dict[str, Any], step: int, trigger: str, config: RunnableConfig
+        self,
+        state: dict[str, Any],
+        step: int,
+        trigger: str,
+        config: RunnableConfig,
+        notes: list[str],
     ) -> tuple[SupervisorDecision, dict[str, Any]]:
         t0 = time.perf_counter()
         since = int(state.get("last_verified_step", 0))
@@ -255,6 +268,7 @@ class _Supervisor:
             step,
             config,
             ledger,
+            notes,
         )
         update: dict[str, Any] = {"ledger": [entry] if entry else [], "last_verified_step": step}
         if error is not None:
@@ -283,7 +297,7 @@ class _Supervisor:
                 situation=_situation(state),
             )
             action, label = "advise", "Summary and advice" if self.summarize else "Advice"
-        text, entry2, error = self._call(prompt, step, config, ledger + update["ledger"])
+        text, entry2, error = self._call(prompt, step, config, ledger + update["ledger"], notes)
         if entry2 is not None:
             update["ledger"].append(entry2)
         if error is not None or not (text or "").strip():
@@ -333,22 +347,6 @@ class _Supervisor:
 
 def _why(error: str) -> str:
     return error if error.startswith("not called:") else f"supervisor unreachable: {error}"
-
-
-def _merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
-    out = dict(a)
-    for key, value in b.items():
-        if key in ("errors", "ledger") and key in out:
-            out[key] = [*out[key], *value]
-        else:
-            out[key] = value
-    return out
-
-
-def _name(model: Any) -> str:
-    from langgraph_hera.routing.nodes import _model_name
-
-    return _model_name(model)
 
 
 def check_supervision_args(mode: str, verify_every: int | None, trigger: Any) -> None:

@@ -356,3 +356,25 @@ def test_supervision_points_with_a_trigger_policy() -> None:
     assert trigger.name == "threshold" and trigger.threshold == 0.7
     with pytest.raises(ValueError, match="unknown policy 'nope'"):
         supervision_points(["eva"], [4], trigger="nope")
+
+
+def test_cloud_supervisor_retries_are_recorded(scripted) -> None:
+    from langgraph_hera.models.retry import RetryPolicy
+
+    class Flaky(type(scripted())):
+        def _generate(self, messages, stop=None, run_manager=None, **kwargs):
+            if self.calls == 0:
+                self.calls += 1
+                raise ConnectionError("supervisor blip")
+            return super()._generate(messages, stop, run_manager, **kwargs)
+
+    supervisor = Flaky(script=[ON], name_="gpt-4o")
+    agent = create_supervised_text_agent(
+        executor=scripted("look"), supervisor=supervisor, mode="eva", verify_every=2
+    )
+    ctx = HeraContext(env=CounterEnv(goal=9), max_steps=3, cloud_retry=RetryPolicy(base_delay=0.01))
+    out = agent.invoke({"seed": 0}, context=ctx)
+    (entry,) = out["supervision_log"]
+    assert entry["on_track"] is True and entry["parsed"] is True
+    notes = [e for e in out["errors"] if "supervisor attempt 1 failed" in e]
+    assert len(notes) == 1 and "ConnectionError: supervisor blip" in notes[0]
