@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from langgraph_hera.policies.base import RouteInput, RoutingPolicy, register_policy
-from langgraph_hera.policies.hera import DEFAULT_EMBEDDING_MODEL, Embedder, get_embedder
+from langgraph_hera.policies.hera import DEFAULT_EMBEDDING_MODEL, Embedder, _norm, get_embedder
 from langgraph_hera.secrets import get_logger
 from langgraph_hera.state import Decision, Target
 
@@ -90,6 +90,7 @@ class SchedulerProfile:
 def _edge_action(edge: Any, task: str, observation: str, valid: list[str], past: list) -> str:
     from langgraph_hera.routing.nodes import action_prompt, constrained, parse_action
 
+    # The text agent's prompt: the last steps of ``past`` (its history window).
     prompt = action_prompt(
         {"task": task, "observation": observation, "valid_actions": valid, "trajectory": past}
     )
@@ -128,11 +129,20 @@ def profile_tasks(
     return profile
 
 
-def _replay(env: Any, seed: int, path: Sequence[str]) -> Any:
+def _replay(env: Any, seed: int, path: Sequence[str]) -> tuple[Any, list[dict[str, str]]]:
+    """The state after ``path``, and the path as history records (what the edge's prompt
+    shows of the recent steps, as in the text agent)."""
     obs = env.reset(seed)
+    history = []
     for action in path:
         obs = env.step(action)
-    return obs
+        history.append({"action": action, "next_observation": obs.observation})
+    return obs, history
+
+
+def request_text(task: str) -> str:
+    """The text a whole request is retrieved by (URC)."""
+    return f"task: {task}"
 
 
 def _profile_one(
@@ -142,11 +152,10 @@ def _profile_one(
     frontier: list[tuple[list[str], int, int, str]] = [([], 0, -1, "")]
     while frontier:
         path, d, parent, side = frontier.pop(0)
-        obs = _replay(env, seed, path)
+        obs, history = _replay(env, seed, path)
         if obs.done:
             continue
-        past = [{"action": a, "next_observation": ""} for a in path[-4:]]
-        edge_a = _edge_action(edge, obs.task, obs.observation, list(obs.valid_actions), past)
+        edge_a = _edge_action(edge, obs.task, obs.observation, list(obs.valid_actions), history)
         cloud_a = str(env.expert_action())
         node = ProfileNode(
             seed=seed,
@@ -171,28 +180,20 @@ def _profile_one(
     # Whole-request outcomes: all-edge and all-cloud.
     outcomes = []
     for side in ("edge", "cloud"):
-        obs, taken = env.reset(seed), []
+        obs, history = env.reset(seed), []
         for _ in range(request_steps):
             if obs.done:
                 break
             if side == "cloud":
                 action = str(env.expert_action())
             else:
-                past = [{"action": a, "next_observation": ""} for a in taken[-4:]]
-                action = _edge_action(
-                    edge, obs.task, obs.observation, list(obs.valid_actions), past
-                )
-            taken.append(action)
+                valid = list(obs.valid_actions)
+                action = _edge_action(edge, obs.task, obs.observation, valid, history)
             obs = env.step(action)
+            history.append({"action": action, "next_observation": obs.observation})
         outcomes.append(bool(obs.success))
-    profile.requests.append(
-        profile.nodes[first].state.split("\n")[0] if len(profile.nodes) > first else ""
-    )
+    profile.requests.append(request_text(obs.task))
     profile.request_similarity.append(float(outcomes[0] == outcomes[1]))
-
-
-def _norm(text: str) -> str:
-    return " ".join(text.lower().split())
 
 
 def _same_action(a: str, b: str) -> bool:
@@ -320,7 +321,7 @@ def profile_chat_tasks(
                     break
                 conv += _run_tools(reply, tool_map)
             finals.append(message_text(conv[-1]))
-        profile.requests.append(f"task: {request}")
+        profile.requests.append(request_text(request))
         profile.request_similarity.append(sim(*finals))
         if on_task:
             on_task(r)
@@ -405,13 +406,19 @@ class HeraScheduler(RoutingPolicy):
         emb = self._embedder
         nodes = profile.nodes
         self._state = _unit(emb.embed([n.state for n in nodes]))
-        actions = sorted({n.edge_action for n in nodes} | {n.cloud_action for n in nodes})
-        self._action_ix = {a: i for i, a in enumerate(actions)}
+        actions = self._index_nodes()
         self._actions = _unit(emb.embed(actions)) if actions else np.zeros((0, 1))
         self._requests = (
             _unit(emb.embed(profile.requests)) if profile.requests else np.zeros((0, 1))
         )
+
+    def _index_nodes(self) -> list[str]:
+        """Index the profile's actions (rows of the action embeddings) and node depths."""
+        nodes = self.profile.nodes
+        actions = sorted({n.edge_action for n in nodes} | {n.cloud_action for n in nodes})
+        self._action_ix = {a: i for i, a in enumerate(actions)}
         self._depth = np.asarray([n.depth for n in nodes])
+        return actions
 
     def bind_edge(self, edge: Any) -> None:
         """The edge chat model SD prompts (called by the prebuilt text agent)."""
@@ -436,7 +443,7 @@ class HeraScheduler(RoutingPolicy):
         """Predicted similarity of the all-edge and all-cloud outcomes of ``task``."""
         if not len(self._requests):
             return 0.0
-        sims = self._requests @ _unit(self._embedder.embed([f"task: {task}"]))[0]
+        sims = self._requests @ _unit(self._embedder.embed([request_text(task)]))[0]
         top = np.argsort(-sims)[: self.k]
         return float(np.mean([self.profile.request_similarity[i] for i in top]))
 
@@ -624,10 +631,7 @@ class HeraScheduler(RoutingPolicy):
             arrays["actions"],
             arrays["requests"],
         )
-        nodes = self.profile.nodes
-        actions = sorted({n.edge_action for n in nodes} | {n.cloud_action for n in nodes})
-        self._action_ix = {a: i for i, a in enumerate(actions)}
-        self._depth = np.asarray([n.depth for n in nodes])
+        self._index_nodes()
 
 
 def _embedder(model_id: str, dim: int | None = None) -> Embedder:

@@ -33,6 +33,7 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import ConfigDict, Field
 
 from langgraph_hera.envs.expert import stand_in_reply
+from langgraph_hera.routing.nodes import _norm
 from langgraph_hera.supervision.prompts import request_kind
 
 #: Phrases with which the suites' games reject an action.
@@ -44,10 +45,6 @@ REJECTIONS = (
     "you can't",
     "can't see",
 )
-
-
-def _norm(text: str) -> str:
-    return " ".join(text.lower().strip().strip(".").split())
 
 
 def _section(text: str, start: str, end: str | None = None) -> str:

@@ -18,8 +18,8 @@ def profile(request) -> SchedulerProfile:
 
     # The edge agrees with the cloud ("inc") on the first two steps of a task, then dithers.
     def act(messages):
-        text = str(messages[-1].content)
-        return "inc" if "value is 0" in text or "value is 1" in text else "look"
+        line = next(x for x in str(messages[-1].content).splitlines() if x.startswith("Obs"))
+        return "inc" if line in ("Observation: value is 0", "Observation: value is 1") else "look"
 
     edge = ScriptedChat(script=[act])
     return profile_tasks(lambda: CounterEnv(goal=5), edge, seeds=[0, 1], depth=3)
