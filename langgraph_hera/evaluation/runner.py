@@ -184,6 +184,7 @@ class EpisodeRunner:
     supervision: Mapping[str, Any] | None = None
     label: str | None = None
     checkpoint_path: Path | str | None = None
+    _saver: Any = field(default=None, init=False, repr=False)  # the open checkpointer
 
     def __post_init__(self) -> None:
         if self.policy_factory is None and self.supervision is None:
@@ -192,8 +193,6 @@ class EpisodeRunner:
             raise ValueError(f"concurrency must be >= 1, got {self.concurrency!r}")
         if self.max_steps < 1:
             raise ValueError(f"max_steps must be >= 1, got {self.max_steps!r}")
-
-    _saver: Any = field(default=None, init=False, repr=False)
 
     def _agent(self, env: TextEnv) -> tuple[Any, str]:
         if self.supervision is not None:
@@ -212,7 +211,7 @@ class EpisodeRunner:
                 **sup,
             )
             if supervisor is None:
-                label = "monolithic-edge"
+                label = "monolithic-cloud" if reverse else "monolithic-edge"
             else:
                 label = f"{sup.get('mode', 'pevr')}-T{sup.get('verify_every', 4)}"
             return agent, self.label or label

@@ -18,19 +18,30 @@ from langgraph_hera.state import HeraContext, HeraState, Target
 from langgraph_hera.supervision.node import create_supervisor_node
 
 
-def _sides(reverse: bool) -> tuple[Target, str]:
-    """(executor target, supervisor side)."""
-    return ("cloud", "edge") if reverse else ("edge", "cloud")
-
-
-def _sides_kwargs(reverse: bool, pricing: Pricing | None, edge_params: float) -> dict[str, Any]:
-    executor_target, side = _sides(reverse)
-    return {
-        "side": side,
-        "executor_target": executor_target,
-        "pricing": pricing,
-        "edge_params": edge_params,
-    }
+def _add_supervisor(
+    builder: StateGraph,
+    supervisor: Any,
+    *,
+    reverse_roles: bool,
+    pricing: Pricing | None,
+    edge_params: float,
+    **settings: Any,
+) -> Target:
+    """Add the ``supervisor`` node; returns the executor's target. Normally the executor is the
+    edge and the supervisor the cloud; ``reverse_roles`` swaps them (the paper's Table 4)."""
+    executor_target: Target = "cloud" if reverse_roles else "edge"
+    builder.add_node(
+        "supervisor",
+        create_supervisor_node(
+            supervisor,
+            side="edge" if reverse_roles else "cloud",
+            executor_target=executor_target,
+            pricing=pricing,
+            edge_params=edge_params,
+            **settings,
+        ),
+    )
+    return executor_target
 
 
 def create_supervised_agent(
@@ -86,20 +97,19 @@ def create_supervised_agent(
     """
     if max_turns < 1:
         raise ValueError(f"max_turns must be >= 1, got {max_turns!r}")
-    executor_target, side = _sides(reverse_roles)
     builder: StateGraph = StateGraph(HeraState, context_schema=HeraContext)  # type: ignore[arg-type]
     tool_list = list(tools)
     model = executor.bind_tools(tool_list) if tool_list else executor
-    builder.add_node(
-        "supervisor",
-        create_supervisor_node(
-            supervisor,
-            mode=mode,
-            verify_every=verify_every,
-            summarize=summarize,
-            trigger=trigger,
-            **_sides_kwargs(reverse_roles, pricing, edge_params),
-        ),
+    executor_target = _add_supervisor(
+        builder,
+        supervisor,
+        reverse_roles=reverse_roles,
+        pricing=pricing,
+        edge_params=edge_params,
+        mode=mode,
+        verify_every=verify_every,
+        summarize=summarize,
+        trigger=trigger,
     )
     builder.add_node(
         "executor",
@@ -176,19 +186,18 @@ def create_supervised_text_agent(
         raise ValueError(
             f"executor_history must be 'messages' or 'since-reset', got {executor_history!r}"
         )
-    executor_target, side = _sides(reverse_roles)
     builder: StateGraph = StateGraph(HeraState, context_schema=HeraContext)  # type: ignore[arg-type]
     builder.add_node("env", create_env_node(track_progress=track_progress))
-    builder.add_node(
-        "supervisor",
-        create_supervisor_node(
-            supervisor,
-            mode=mode,
-            verify_every=verify_every,
-            summarize=summarize,
-            trigger=trigger,
-            **_sides_kwargs(reverse_roles, pricing, edge_params),
-        ),
+    executor_target = _add_supervisor(
+        builder,
+        supervisor,
+        reverse_roles=reverse_roles,
+        pricing=pricing,
+        edge_params=edge_params,
+        mode=mode,
+        verify_every=verify_every,
+        summarize=summarize,
+        trigger=trigger,
     )
     builder.add_node(
         "executor",
