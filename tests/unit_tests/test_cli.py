@@ -34,6 +34,12 @@ def _closed_port() -> int:
         (["run", "--edge-url", "http://127.0.0.1:1/v1"], "--edge-model is required"),
         (["run", "--max-steps", "0"], "--max-steps must be >= 1, got 0"),
         (["run", "--epsilon", "1.5"], "--epsilon must be in [0, 1], got 1.5"),
+        (["profile", "--out", "x.npz", "--fold", "dev"], "train tasks only (--fold train)"),
+        (["profile", "--out", "x.npz", "--depth", "0"], "--depth must be >= 1, got 0"),
+        (["supervise", "--modes", "pver"], "mode must be one of ['pevr', 'eva'], got 'pver'"),
+        (["supervise", "--intervals", "0"], "verify_every (T_v) must be an int >= 1"),
+        (["supervise", "--intervals", "a,b"], "--intervals must be comma-separated integers"),
+        (["supervise", "--trigger", "nope"], "unknown policy 'nope'"),
     ],
 )
 def test_bad_input_is_one_error_line(argv, message, capsys) -> None:
