@@ -10,16 +10,15 @@ server for both sides (the routing, the ledger and the trace metadata are the sa
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
-from collections.abc import Iterator
 
 from langchain_core.tools import tool
 from langgraph.graph import StateGraph
 from langgraph.prebuilt import ToolNode
 
-from langgraph_hera import EdgeServer, HeraContext, HeraState, add_router, edge_chat_model
+from langgraph_hera import HeraContext, HeraState, add_router, edge_chat_model
 from langgraph_hera.accounting import CostLedger
+from langgraph_hera.models import edge_endpoint
 from langgraph_hera.policies import ThresholdRouter
 
 
@@ -27,16 +26,6 @@ from langgraph_hera.policies import ThresholdRouter
 def word_length(word: str) -> int:
     """Number of letters in a word."""
     return len(word)
-
-
-@contextlib.contextmanager
-def edge_endpoint(url: str | None, model: str) -> Iterator[tuple[str, str]]:
-    """The given server, or the embedded model started here (and stopped afterwards)."""
-    if url:
-        yield url, model
-        return
-    with EdgeServer() as server:
-        yield server.base_url, server.model_name
 
 
 def main() -> None:

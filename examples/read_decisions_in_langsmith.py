@@ -12,27 +12,17 @@ and the model call after it carries the same metadata. In the LangSmith UI, filt
 from __future__ import annotations
 
 import argparse
-import contextlib
-from collections.abc import Iterator
 
 from langchain_core.tracers import LangChainTracer
 
-from langgraph_hera import EdgeServer, HeraContext, create_text_agent, edge_chat_model
+from langgraph_hera import HeraContext, create_text_agent, edge_chat_model
 from langgraph_hera.envs import ExpertChatModel, make_env
+from langgraph_hera.models import edge_endpoint
 from langgraph_hera.policies import RandomPolicy
 from langgraph_hera.secrets import redacting_langsmith_client
 from langgraph_hera.trace_recorder import TraceRecorder
 
 PROJECT = "hera-decisions"
-
-
-@contextlib.contextmanager
-def edge_endpoint(url: str | None, model: str) -> Iterator[tuple[str, str]]:
-    if url:
-        yield url, model
-        return
-    with EdgeServer() as server:
-        yield server.base_url, server.model_name
 
 
 def main() -> None:

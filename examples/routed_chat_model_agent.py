@@ -9,14 +9,13 @@ Pass it wherever a LangChain chat model goes (here `langchain.agents.create_agen
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
-from collections.abc import Iterator
 
 from langchain.agents import create_agent
 from langchain_core.tools import tool
 
-from langgraph_hera import EdgeServer, RoutedChatModel, edge_chat_model
+from langgraph_hera import RoutedChatModel, edge_chat_model
+from langgraph_hera.models import edge_endpoint
 from langgraph_hera.policies import RandomPolicy
 
 
@@ -24,16 +23,6 @@ from langgraph_hera.policies import RandomPolicy
 def add(a: int, b: int) -> int:
     """Add two integers."""
     return a + b
-
-
-@contextlib.contextmanager
-def edge_endpoint(url: str | None, model: str) -> Iterator[tuple[str, str]]:
-    """The given server, or the embedded model started here (and stopped afterwards)."""
-    if url:
-        yield url, model
-        return
-    with EdgeServer() as server:
-        yield server.base_url, server.model_name
 
 
 def main() -> None:

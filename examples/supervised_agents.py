@@ -12,29 +12,17 @@ handoff; the supervision log, the cost and the executor's largest context are pr
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
-from collections.abc import Iterator
 
 from langgraph_hera import (
     CostLedger,
-    EdgeServer,
     HeraContext,
     create_supervised_text_agent,
     edge_chat_model,
 )
 from langgraph_hera.envs import make_env
+from langgraph_hera.models import edge_endpoint
 from langgraph_hera.supervision import ExpertSupervisor, expert_plan
-
-
-@contextlib.contextmanager
-def edge_endpoint(url: str | None, model: str) -> Iterator[tuple[str, str]]:
-    """The given server, or the embedded model started here (and stopped afterwards)."""
-    if url:
-        yield url, model
-        return
-    with EdgeServer(max_model_len=8192) as server:
-        yield server.base_url, server.model_name
 
 
 def main() -> None:
@@ -46,7 +34,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=20000)
     args = parser.parse_args()
 
-    with edge_endpoint(args.edge_url, args.edge_model) as (url, model):
+    with edge_endpoint(args.edge_url, args.edge_model, max_model_len=8192) as (url, model):
         for mode in ("pevr", "eva"):
             env = make_env("twc")
             if os.environ.get("OPENAI_API_KEY"):

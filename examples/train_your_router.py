@@ -16,25 +16,15 @@ hera --policy-arg path=...`.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
-from langgraph_hera import EdgeServer, edge_chat_model
+from langgraph_hera import edge_chat_model
 from langgraph_hera.envs import FOLD_SEEDS, ExpertChatModel, make_env
 from langgraph_hera.evaluation import EpisodeRunner, iter_steps, summarize
+from langgraph_hera.models import edge_endpoint
 from langgraph_hera.policies import AlwaysCloud, FeatureSpec, HeraRouter
 from langgraph_hera.policies.hera import imitation_dataset
-
-
-@contextlib.contextmanager
-def edge_endpoint(url: str | None, model: str) -> Iterator[tuple[str, str]]:
-    if url:
-        yield url, model
-        return
-    with EdgeServer() as server:
-        yield server.base_url, server.model_name
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 """Edge / cloud chat-model helpers, the local edge server and the routed chat model."""
 
-from langgraph_hera.models._server import EdgeServer, EdgeServerError
+from langgraph_hera.models._server import EdgeServer, EdgeServerError, edge_endpoint
 from langgraph_hera.models.cache import (
     CACHE_HIT_KEY,
     ProposalCache,
@@ -19,5 +19,6 @@ __all__ = [
     "ProposalCacheError",
     "RoutedChatModel",
     "edge_chat_model",
+    "edge_endpoint",
     "is_cache_hit",
 ]

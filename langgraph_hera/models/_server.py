@@ -9,6 +9,7 @@ interpreter.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import errno
 import ipaddress
 import json
@@ -22,7 +23,7 @@ import time
 import urllib.error
 import urllib.request
 import weakref
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any, Literal
 
@@ -602,3 +603,23 @@ class EdgeServer:
         state = "running" if self._proc is not None and self._proc.poll() is None else "stopped"
         where = f"{self.url_host}:{self.port}" if self.port else "no port"
         return f"EdgeServer(backend={self.backend!r}, model={self.model_name!r}, {where}, {state})"
+
+
+@contextlib.contextmanager
+def edge_endpoint(
+    url: str | None = None, model: str = "", **server_kwargs: Any
+) -> Iterator[tuple[str, str]]:
+    """``(base_url, model_name)`` of an edge: ``url`` when given (a server you run), else the
+    embedded model started here on loopback and stopped on exit.
+
+    Example:
+        >>> with edge_endpoint(args.edge_url, args.edge_model) as (url, name):  # doctest: +SKIP
+        ...     edge = edge_chat_model(url, name)
+    """
+    if url:
+        if not model:
+            raise ValueError(f"edge_endpoint: a served model name is needed with url={url!r}")
+        yield url, model
+        return
+    with EdgeServer(**server_kwargs) as server:
+        yield server.base_url, server.model_name

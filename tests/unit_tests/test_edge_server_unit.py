@@ -384,3 +384,13 @@ def test_stop_before_start_is_a_noop(fake_env: dict) -> None:
     assert not server.is_alive()
     with pytest.raises(EdgeServerError, match="start"):
         _ = server.base_url
+
+
+def test_edge_endpoint_uses_a_given_server_and_needs_its_model_name() -> None:
+    from langgraph_hera.models import edge_endpoint
+
+    with edge_endpoint("http://127.0.0.1:9/v1", "served-name") as (url, name):
+        assert (url, name) == ("http://127.0.0.1:9/v1", "served-name")
+    with pytest.raises(ValueError, match="a served model name is needed"):
+        with edge_endpoint("http://127.0.0.1:9/v1"):
+            pass
