@@ -79,8 +79,12 @@ class AdaptConfig:
         threads: torch CPU threads (default: all cores).
         target_modules: Linear layers that get adapters.
         top_layers: Adapt only the last this many decoder layers (None: all). The frozen
-            layers below run without autograd, so a step costs little more than a forward
-            pass through them: on 2 CPU cores this is what makes adaptation affordable.
+            layers below never change, so their output for every example is computed once
+            before training and the optimiser steps run only the adapted layers: on 2 CPU
+            cores this is what makes adaptation affordable.
+        bf16: Compute in bfloat16 (autocast; the LoRA weights stay fp32). None: when the CPU
+            has native bf16 instructions (AVX512-BF16 / AMX), about 1.5x faster there; the
+            served merged model is bf16 too.
     """
 
     rank: int = 8
@@ -95,6 +99,7 @@ class AdaptConfig:
     threads: int | None = None
     target_modules: tuple[str, ...] = _TARGETS
     top_layers: int | None = 10
+    bf16: bool | None = None
 
     def __post_init__(self) -> None:
         for name in ("rank", "alpha", "steps", "batch_size", "max_len", "save_every"):
@@ -310,6 +315,16 @@ def train_adapter(
     if not data:
         raise ValueError(f"no example fits max_len={config.max_len}")
     model = AutoModelForCausalLM.from_pretrained(str(base_dir), dtype=torch.float32)
+    n_layers = int(model.config.num_hidden_layers)
+    n_frozen = 0
+    if config.top_layers is not None and config.top_layers < n_layers:
+        n_frozen = n_layers - config.top_layers
+    bf16 = cpu_has_bf16() if config.bf16 is None else config.bf16
+    autocast = lambda: torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16)  # noqa: E731
+    t_prefix = time.perf_counter()
+    with autocast():
+        prefix = _frozen_prefix_states(model, [ids for ids, _ in data], n_frozen)
+    prefix_s = time.perf_counter() - t_prefix
     start = 0
     state_path = ckpt / "trainer_state.pt"
     if state_path.is_file():
@@ -324,10 +339,7 @@ def train_adapter(
         start = int(state["step"])
         logger.info("resuming adapter training at step %d from %s", start, ckpt)
     else:
-        n_layers = int(model.config.num_hidden_layers)
-        layers = None
-        if config.top_layers is not None and config.top_layers < n_layers:
-            layers = list(range(n_layers - config.top_layers, n_layers))
+        layers = list(range(n_frozen, n_layers)) if n_frozen else None
         lora = LoraConfig(
             layers_to_transform=layers,
             r=config.rank,
@@ -341,19 +353,20 @@ def train_adapter(
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.lr)
     if state is not None:
         opt.load_state_dict(state["optimizer"])
+    _skip_frozen_layers(model.get_base_model(), n_frozen)
     model.train()
 
-    order = list(range(len(data)))
-    epoch_orders: dict[int, list[int]] = {}
+    epoch_batches: dict[int, list[list[int]]] = {}
+    lengths = [len(ids) for ids, _ in data]
 
     def batch(step: int) -> list[int]:
-        per_epoch = max(1, len(order) // config.batch_size)
+        per_epoch = max(1, len(data) // config.batch_size)
         epoch, i = divmod(step, per_epoch)
-        if epoch not in epoch_orders:
-            epoch_orders[epoch] = random.Random(config.seed * 1000 + epoch).sample(
-                order, len(order)
+        if epoch not in epoch_batches:
+            epoch_batches[epoch] = _length_bucketed(
+                lengths, config.batch_size, random.Random(config.seed * 1000 + epoch)
             )
-        return epoch_orders[epoch][i * config.batch_size : (i + 1) * config.batch_size]
+        return epoch_batches[epoch][i % len(epoch_batches[epoch])]
 
     meta: dict[str, Any] = {
         "format": ADAPTER_FORMAT,
@@ -378,13 +391,15 @@ def train_adapter(
         idx = batch(step)
         seqs = [data[i] for i in idx]
         width = max(len(ids) for ids, _ in seqs)
-        pad = tokenizer.pad_token_id
-        input_ids = torch.tensor([ids + [pad] * (width - len(ids)) for ids, _ in seqs])
+        hidden = torch.zeros(len(idx), width, prefix[idx[0]].shape[-1])
+        for row, i in enumerate(idx):
+            hidden[row, : len(prefix[i])] = prefix[i]
         labels = torch.tensor([lab + [-100] * (width - len(lab)) for _, lab in seqs])
         mask = torch.tensor([[1] * len(ids) + [0] * (width - len(ids)) for ids, _ in seqs])
         for group in opt.param_groups:
             group["lr"] = _lr_at(step, config)
-        loss = _answer_loss(model, input_ids, mask, labels)
+        with autocast():
+            loss = _answer_loss(model, hidden, mask, labels)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
@@ -399,6 +414,8 @@ def train_adapter(
         "steps": config.steps,
         "resumed_at": start,
         "wall_s_this_run": round(wall, 1),
+        "frozen_prefix_s": round(prefix_s, 1),
+        "bf16": bf16,
         "s_per_step": round(wall / max(1, config.steps - start), 2),
         "final_loss_mean_last10": round(sum(losses[-10:]) / max(1, len(losses[-10:])), 4)
         if losses
@@ -412,16 +429,93 @@ def train_adapter(
     return meta
 
 
-def _answer_loss(model: Any, input_ids: Any, mask: Any, labels: Any) -> Any:
+def cpu_has_bf16() -> bool:
+    """Whether this CPU has native bfloat16 instructions (Linux: AVX512-BF16 or AMX-BF16)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def _frozen_prefix_states(model: Any, sequences: Sequence[list[int]], n_frozen: int) -> list[Any]:
+    """Each sequence's hidden states after the first ``n_frozen`` decoder layers.
+
+    Those layers are frozen, so this is computed once (inference mode, one sequence at a
+    time: no padding) instead of at every optimiser step. With ``n_frozen == 0`` these are
+    the token embeddings.
+    """
+    import torch
+
+    inner = model.model
+    captured: list[Any] = []
+
+    class _Stop(Exception):
+        pass
+
+    def stop(_module: Any, _args: Any, output: Any) -> None:
+        captured.append(output[0] if isinstance(output, tuple) else output)
+        raise _Stop
+
+    hook = inner.layers[n_frozen - 1].register_forward_hook(stop) if n_frozen else None
+    states = []
+    try:
+        with torch.inference_mode():
+            for ids in sequences:
+                x = torch.tensor([ids])
+                if hook is None:
+                    states.append(inner.embed_tokens(x)[0].float().clone())
+                    continue
+                try:
+                    inner(input_ids=x)
+                except _Stop:
+                    pass
+                states.append(captured.pop()[0].float().clone())
+    finally:
+        if hook is not None:
+            hook.remove()
+    return states
+
+
+def _skip_frozen_layers(base: Any, n_frozen: int) -> None:
+    """Replace the first ``n_frozen`` decoder layers by identities (their output is cached)."""
+    import torch
+
+    class _Identity(torch.nn.Module):
+        def forward(self, hidden_states: Any, *args: Any, **kwargs: Any) -> Any:
+            return hidden_states
+
+    for i in range(n_frozen):
+        base.model.layers[i] = _Identity()
+
+
+def _length_bucketed(
+    lengths: Sequence[int], batch_size: int, rng: random.Random
+) -> list[list[int]]:
+    """One epoch of batches: shuffled, then sorted by length within windows of 32 batches,
+    so a batch pads little; the batches are shuffled again."""
+    order = rng.sample(range(len(lengths)), len(lengths))
+    window = batch_size * 32
+    batches = []
+    for w in range(0, len(order), window):
+        chunk = sorted(order[w : w + window], key=lambda i: lengths[i])
+        batches += [chunk[b : b + batch_size] for b in range(0, len(chunk), batch_size)]
+    batches = [b for b in batches if len(b) == batch_size] or batches
+    rng.shuffle(batches)
+    return batches
+
+
+def _answer_loss(model: Any, prefix: Any, mask: Any, labels: Any) -> Any:
     """Cross-entropy on the answer tokens only, with the LM head applied only there.
 
-    Skipping the prompt positions in the LM head saves most of the logits memory
-    (batch x length x vocabulary) that a plain ``model(..., labels=...)`` would allocate.
+    ``prefix`` holds the hidden states after the frozen layers (`_frozen_prefix_states`, padded
+    on the right). Skipping the prompt positions in the LM head saves most of the logits
+    memory (batch x length x vocabulary) that a plain ``model(..., labels=...)`` would allocate.
     """
     import torch
 
     base = model.get_base_model()
-    hidden = base.model(input_ids=input_ids, attention_mask=mask).last_hidden_state
+    hidden = base.model(inputs_embeds=prefix, attention_mask=mask).last_hidden_state
     # Position t predicts token t + 1.
     shifted = labels[:, 1:]
     keep = shifted != -100

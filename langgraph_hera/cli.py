@@ -164,7 +164,12 @@ class _Models:
             namespace = args.cache_namespace or getattr(self.server, "model_identity", "")
             self.cache = ProposalCache(args.proposal_cache, namespace=namespace)
         self.edge = edge_chat_model(
-            base_url, model_name, max_tokens=24, timeout=args.edge_timeout, cache=self.cache
+            base_url,
+            model_name,
+            max_tokens=24,
+            timeout=args.edge_timeout,
+            cache=self.cache,
+            backend=getattr(self.server, "backend", None),
         )
         print(f"cloud: {self.cloud_label}", file=sys.stderr)
 
@@ -257,6 +262,7 @@ def _run(args: argparse.Namespace) -> int:
         edge_health=models.edge_health,
         also_edge=also_edge,
         checkpoint_path=out_dir / "checkpoints.sqlite" if args.durable else None,
+        edge_decoding=args.edge_decoding,
     )
     try:
         with _progress() as progress:
@@ -320,6 +326,7 @@ def _bench(args: argparse.Namespace) -> int:
         concurrency=args.concurrency,
         cloud_is_stand_in=models.stand_in,
         edge_health=models.edge_health,
+        edge_decoding=args.edge_decoding,
     )
     try:
         _with_point_progress(
@@ -469,6 +476,8 @@ def _adapt(args: argparse.Namespace) -> int:
             seed=args.seed,
             top_layers=args.top_layers or None,
             threads=args.threads,
+            save_every=args.save_every,
+            bf16=None if args.bf16 == "auto" else args.bf16 == "on",
         )
         examples, stats = examples_from_steps(args.data)
     except (ValueError, FileNotFoundError) as exc:
@@ -661,6 +670,13 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--edge-model", default=None, help="served model name at --edge-url")
         p.add_argument("--edge-timeout", type=float, default=120.0)
         p.add_argument("--backend", default="auto", choices=["auto", "vllm", "llamacpp"])
+        p.add_argument(
+            "--edge-decoding",
+            default="choice",
+            choices=["choice", "rank", "free"],
+            help="choice: the server constrains the edge to the valid actions; rank: the most "
+            "likely valid action (vLLM); free: parse the reply",
+        )
         p.add_argument("--model", default=None, help="edge model to serve (default: embedded)")
         p.add_argument("--adapter", default="auto", help=ADAPTER_HELP)
         p.add_argument(
@@ -802,6 +818,13 @@ def build_parser() -> argparse.ArgumentParser:
     adapt.add_argument("--max-len", type=int, default=640)
     adapt.add_argument("--top-layers", type=int, default=10, help="0: adapt every layer")
     adapt.add_argument("--threads", type=int, default=None)
+    adapt.add_argument("--save-every", type=int, default=10, help="checkpoint every N steps")
+    adapt.add_argument(
+        "--bf16",
+        default="auto",
+        choices=["auto", "on", "off"],
+        help="bfloat16 compute (auto: when the CPU has bf16 instructions)",
+    )
     adapt.add_argument("--seed", type=int, default=0)
     adapt.set_defaults(func=_adapt)
 

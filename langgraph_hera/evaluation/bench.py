@@ -119,6 +119,7 @@ class BenchConfig:
         concurrency: Episodes in flight at once.
         cloud_is_stand_in: Label results as played with the expert stand-in.
         edge_health: Liveness probe of the edge server.
+        edge_decoding: ``"choice"``, ``"rank"`` or ``"free"`` (`langgraph_hera.routing.decoding`).
     """
 
     suite: str
@@ -131,6 +132,7 @@ class BenchConfig:
     concurrency: int = 2
     cloud_is_stand_in: bool = False
     edge_health: Callable[[], bool] | None = None
+    edge_decoding: str = "choice"
 
 
 def run_bench(
@@ -162,6 +164,7 @@ def run_bench(
             cloud_is_stand_in=config.cloud_is_stand_in,
             edge_health=config.edge_health,
             also_edge=point.policy == "always-cloud",
+            edge_decoding=config.edge_decoding,
         )
         t0 = time.perf_counter()
         results[point.label] = runner.run(

@@ -16,6 +16,7 @@ from langgraph_hera.accounting.pricing import Pricing
 from langgraph_hera.envs.base import TextEnv
 from langgraph_hera.evaluation.trajectory import write_parquet
 from langgraph_hera.policies.base import RoutingPolicy
+from langgraph_hera.routing.decoding import check_decoding
 from langgraph_hera.routing.graph import create_text_agent
 from langgraph_hera.secrets import error_text, get_logger
 from langgraph_hera.state import HeraContext
@@ -166,6 +167,8 @@ class EpisodeRunner:
             point resumes each unfinished episode from its last completed step: the environment
             is replayed to that step and the graph continues, so no step is lost or counted twice
             (a model call in flight at the kill is paid but not in the ledger).
+        edge_decoding: How the edge is held to the valid actions: ``"choice"``, ``"rank"`` or
+            ``"free"`` (`langgraph_hera.routing.decoding`).
     """
 
     env_factory: Callable[[], TextEnv]
@@ -184,6 +187,7 @@ class EpisodeRunner:
     supervision: Mapping[str, Any] | None = None
     label: str | None = None
     checkpoint_path: Path | str | None = None
+    edge_decoding: str = "choice"
     _saver: Any = field(default=None, init=False, repr=False)  # the open checkpointer
 
     def __post_init__(self) -> None:
@@ -193,6 +197,7 @@ class EpisodeRunner:
             raise ValueError(f"concurrency must be >= 1, got {self.concurrency!r}")
         if self.max_steps < 1:
             raise ValueError(f"max_steps must be >= 1, got {self.max_steps!r}")
+        check_decoding(self.edge_decoding)
 
     def _agent(self, env: TextEnv) -> tuple[Any, str]:
         if self.supervision is not None:
@@ -226,6 +231,7 @@ class EpisodeRunner:
             edge_health=self.edge_health,
             propose_edge=self.also_edge,
             checkpointer=self._saver,
+            constrain_edge=self.edge_decoding,
         )
         return agent, self.label or policy.name
 

@@ -24,6 +24,10 @@ class ChatEdge(ChatOpenAI):
       them ("Event loop is closed" on the next ``asyncio.run``).
     """
 
+    server_backend: str | None = None
+    """The server behind ``base_url``: ``"vllm"``, ``"llamacpp"`` or None (unknown: treated as
+    vLLM). Decides how answers are constrained (`langgraph_hera.routing.decoding`)."""
+
     _client_loop: Any = PrivateAttr(default=None)
 
     def _bind_async_client_to_loop(self) -> None:
@@ -78,6 +82,7 @@ def edge_chat_model(
     temperature: float = 0.0,
     timeout: float = 120.0,
     max_retries: int = 1,
+    backend: str | None = None,
     **kwargs: Any,
 ) -> ChatEdge:
     """A chat model for an edge model behind a vLLM (or llama.cpp) OpenAI-compatible server.
@@ -91,6 +96,8 @@ def edge_chat_model(
         temperature: Sampling temperature (0 = greedy, reproducible routing data).
         timeout: Seconds per request (CPU servers answer first requests slowly).
         max_retries: Client retries; low by default so a dead edge fails over to the cloud fast.
+        backend: The server kind, ``"vllm"`` or ``"llamacpp"`` (`EdgeServer.backend`); None:
+            vLLM. A llama.cpp server gets a GBNF grammar where vLLM gets structured outputs.
         **kwargs: Passed to `ChatOpenAI`.
 
     Raises:
@@ -106,6 +113,8 @@ def edge_chat_model(
         )
     if not model:
         raise ValueError("model must be the served model name, got an empty string")
+    if backend not in (None, "vllm", "llamacpp"):
+        raise ValueError(f"backend must be 'vllm', 'llamacpp' or None, got {backend!r}")
     return ChatEdge(
         base_url=base_url,
         model=model,
@@ -116,5 +125,6 @@ def edge_chat_model(
         max_retries=max_retries,
         stream_usage=True,
         use_responses_api=False,
+        server_backend=backend,
         **kwargs,
     )

@@ -12,6 +12,7 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph_hera.accounting.ledger import DEFAULT_EDGE_PARAMS
 from langgraph_hera.accounting.pricing import Pricing
 from langgraph_hera.policies.base import RoutingPolicy, get_policy
+from langgraph_hera.routing.decoding import check_decoding
 from langgraph_hera.routing.env_node import create_env_node, route_after_env
 from langgraph_hera.routing.nodes import ChatRunnable, create_action_node, create_model_node
 from langgraph_hera.routing.router import create_router_node, route_by_decision
@@ -149,7 +150,7 @@ def create_text_agent(
     edge: ChatRunnable,
     cloud: ChatRunnable,
     policy: RoutingPolicy | str = "always-edge",
-    constrain_edge: bool = True,
+    constrain_edge: bool | str = True,
     pricing: Pricing | None = None,
     edge_params: float = DEFAULT_EDGE_PARAMS,
     edge_health: Callable[[], bool] | None = None,
@@ -177,8 +178,10 @@ def create_text_agent(
             with the ``edge-uncertainty`` scorer) gets edge-first routing: a ``propose`` node
             asks the edge first, the policy sees the proposal and its logprob, and an edge
             decision executes that proposal without a second call.
-        constrain_edge: Constrain the edge's answer to the valid actions (vLLM structured
-            outputs); its log-probability is then recorded.
+        constrain_edge: How the edge's answer is held to the valid actions: ``"choice"``
+            (``True``; vLLM structured outputs or a llama.cpp grammar), ``"rank"`` (the most
+            likely valid action) or ``"free"`` (``False``); see
+            `langgraph_hera.routing.decoding`. The chosen action's log-probability is recorded.
         pricing: Cloud prices for the ledger.
         edge_params: Edge model size N.
         edge_health: Liveness probe of the edge.
@@ -189,6 +192,7 @@ def create_text_agent(
         checkpointer: Passed to ``compile``.
         name: Graph name.
     """
+    check_decoding(constrain_edge)
     builder: StateGraph = StateGraph(HeraState, context_schema=HeraContext)  # type: ignore[arg-type]
     common: dict[str, Any] = {
         "pricing": pricing,

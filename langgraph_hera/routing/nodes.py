@@ -23,6 +23,7 @@ from langgraph_hera.models.retry import (
     cloud_retry_policy,
     retry_note,
 )
+from langgraph_hera.routing.decoding import check_decoding, constrained, reply_logprob
 from langgraph_hera.secrets import error_text, get_logger
 from langgraph_hera.state import LedgerEntry, Target
 from langgraph_hera.tracing import decision_config
@@ -303,39 +304,11 @@ def parse_action(text: str, valid_actions: Sequence[str]) -> tuple[str, bool]:
     return first.strip(), False
 
 
-def _is_openai_compatible(model: Any) -> bool:
-    from langchain_openai.chat_models.base import BaseChatOpenAI
-
-    return isinstance(getattr(model, "bound", model), BaseChatOpenAI)
-
-
-def constrained(model: ChatRunnable, valid_actions: Sequence[str]) -> ChatRunnable:
-    """``model`` bound to answer with one of ``valid_actions`` (vLLM structured outputs).
-
-    Only OpenAI-compatible models (vLLM) get the ``structured_outputs.choice`` constraint and
-    token logprobs; other models are returned unchanged and parsed afterwards.
-    """
-    if not valid_actions or not _is_openai_compatible(model):
-        return model
-    return model.bind(  # type: ignore[attr-defined]
-        extra_body={"structured_outputs": {"choice": list(valid_actions)}}, logprobs=True
-    )
-
-
-def reply_logprob(reply: BaseMessage) -> float | None:
-    """Sum of the reply's token log-probabilities, when the server returned them."""
-    lp = (getattr(reply, "response_metadata", None) or {}).get("logprobs")
-    content = lp.get("content") if isinstance(lp, dict) else None
-    if not content:
-        return None
-    return float(sum(t.get("logprob", 0.0) for t in content))
-
-
 def create_action_node(
     model: ChatRunnable,
     *,
     target: Target,
-    constrain: bool = True,
+    constrain: bool | str = True,
     pricing: Pricing | None = None,
     edge_params: float = DEFAULT_EDGE_PARAMS,
     history_window: int = 4,
@@ -353,7 +326,10 @@ def create_action_node(
     Args:
         model: Chat model of this side.
         target: ``"edge"`` or ``"cloud"``.
-        constrain: Constrain OpenAI-compatible (vLLM) models to the valid actions.
+        constrain: How an OpenAI-compatible (vLLM / llama.cpp) model is held to the valid
+            actions: ``"choice"`` (or ``True``: the server constrains generation), ``"rank"``
+            (the most likely valid action), ``"free"`` (or ``False``: parsed afterwards). See
+            `langgraph_hera.routing.decoding`.
         pricing: Cloud prices for the ledger.
         edge_params: Edge model size N for the energy estimate.
         history_window: How many past (action, observation) pairs the prompt shows.
@@ -370,6 +346,7 @@ def create_action_node(
     """
     if history not in HISTORIES:
         raise ValueError(f"history must be one of {list(HISTORIES)}, got {history!r}")
+    decoding = check_decoding(constrain)
     call = _Call(_check_target(target), pricing, edge_params, _model_name(model), router_node)
     name = "propose" if propose_only else target
 
@@ -398,7 +375,7 @@ def create_action_node(
         return Command(goto=env_node, update=update)
 
     def _bound(state: dict[str, Any]) -> ChatRunnable:
-        return constrained(model, state.get("valid_actions") or []) if constrain else model
+        return constrained(model, state.get("valid_actions") or [], decoding)
 
     def _done(state: dict[str, Any], reply: BaseMessage, t0: float) -> Command:
         step = int(state.get("step", 0))

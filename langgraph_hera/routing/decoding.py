@@ -1,0 +1,234 @@
+"""Constrained action decoding: the edge answers with one of the valid actions.
+
+Three ways, chosen per action node (``decoding=``):
+
+- ``"choice"``: the server constrains generation to the valid actions -- vLLM structured
+  outputs (``structured_outputs.choice``), or a GBNF grammar on a llama.cpp server (an
+  `edge_chat_model` made with ``backend="llamacpp"``). One request; the chosen action's token
+  log-probabilities come back with it.
+- ``"rank"``: every valid action is scored by its log-likelihood after the prompt and the
+  best is taken (one prompt-scoring request per action, sent concurrently; the server's prefix
+  cache shares the prompt). Works with any server that returns prompt log-probabilities
+  (vLLM's ``prompt_logprobs``); the answer is the argmax of the sequence likelihood, not a
+  greedy token-by-token walk, so an action whose first token is unlikely can still win.
+- ``"free"``: no constraint; the reply is mapped onto a valid action afterwards
+  (`parse_action`), as for any cloud model.
+
+Models that are not OpenAI-compatible (a cloud chat model, a fake) are never constrained.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.runnables import Runnable, RunnableLambda
+
+#: Allowed values of ``decoding=`` (see the module docstring).
+DECODINGS = ("choice", "rank", "free")
+
+
+def check_decoding(decoding: str | bool) -> str:
+    """``decoding`` as one of `DECODINGS` (``True`` = ``"choice"``, ``False`` = ``"free"``).
+
+    Raises:
+        ValueError: Anything else, with the allowed values.
+    """
+    if decoding is True:
+        return "choice"
+    if decoding is False:
+        return "free"
+    if decoding not in DECODINGS:
+        raise ValueError(f"decoding must be one of {list(DECODINGS)}, got {decoding!r}")
+    return str(decoding)
+
+
+def _openai_compatible(model: Any) -> Any | None:
+    """The underlying `BaseChatOpenAI` of ``model`` (possibly bound), or None."""
+    from langchain_openai.chat_models.base import BaseChatOpenAI
+
+    inner = getattr(model, "bound", model)
+    return inner if isinstance(inner, BaseChatOpenAI) else None
+
+
+def choice_grammar(valid_actions: Sequence[str]) -> str:
+    """A GBNF grammar (llama.cpp) whose language is exactly ``valid_actions``."""
+    if not valid_actions:
+        raise ValueError("choice_grammar needs at least one valid action")
+
+    def lit(text: str) -> str:
+        escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+        return f'"{escaped}"'
+
+    return "root ::= " + " | ".join(lit(a) for a in dict.fromkeys(valid_actions))
+
+
+def constrained(model: Any, valid_actions: Sequence[str], decoding: str | bool = "choice") -> Any:
+    """``model`` made to answer with one of ``valid_actions`` (see the module docstring).
+
+    Returns ``model`` unchanged when there is nothing to choose from, when ``decoding`` is
+    ``"free"``, or when the model is not OpenAI-compatible.
+    """
+    decoding = check_decoding(decoding)
+    inner = _openai_compatible(model)
+    if not valid_actions or decoding == "free" or inner is None:
+        return model
+    if decoding == "rank":
+        return ranked_choice(inner, valid_actions)
+    if getattr(inner, "server_backend", None) == "llamacpp":
+        extra = {"grammar": choice_grammar(valid_actions)}
+    else:
+        extra = {"structured_outputs": {"choice": list(valid_actions)}}
+    return model.bind(extra_body=extra, logprobs=True)
+
+
+def reply_logprob(reply: BaseMessage) -> float | None:
+    """Sum of the reply's token log-probabilities, when the server returned them."""
+    lp = (getattr(reply, "response_metadata", None) or {}).get("logprobs")
+    content = lp.get("content") if isinstance(lp, dict) else None
+    if not content:
+        return None
+    return float(sum(t.get("logprob", 0.0) for t in content))
+
+
+# ------------------------------------------------------------------------ likelihood ranking
+
+_ROLES = {"system": "system", "human": "user", "ai": "assistant", "tool": "tool"}
+
+
+def _score_payload(model: Any, messages: Sequence[BaseMessage], candidate: str) -> dict:
+    msgs = [
+        {"role": _ROLES.get(m.type, "user"), "content": m.text if isinstance(m.text, str) else ""}
+        for m in messages
+    ]
+    return {
+        "model": model.model_name,
+        "messages": [*msgs, {"role": "assistant", "content": candidate}],
+        "max_tokens": 1,
+        "temperature": 0.0,
+        "prompt_logprobs": 0,
+        "add_generation_prompt": False,
+        "continue_final_message": True,
+    }
+
+
+def _candidate_logprob(body: dict, candidate: str) -> tuple[float, int, int]:
+    """(log-likelihood of the candidate's tokens, their count, prompt tokens) of one reply.
+
+    The prompt ends with the candidate (``continue_final_message``): its tokens are the last
+    ones whose decoded text covers it.
+    """
+    plp = body.get("prompt_logprobs")
+    if not isinstance(plp, list) or not plp:
+        raise ValueError(
+            "the edge server returned no prompt_logprobs: likelihood ranking needs a server "
+            "that scores prompts (vLLM); use decoding='choice' otherwise"
+        )
+    total, covered, n = 0.0, "", 0
+    target = candidate.strip()
+    for position in reversed(plp):
+        if not position:
+            break
+        entry = next(iter(position.values()))
+        covered = str(entry.get("decoded_token", "")) + covered
+        total += float(entry.get("logprob", -math.inf))
+        n += 1
+        if len(covered.strip()) >= len(target):
+            break
+    prompt_tokens = int((body.get("usage") or {}).get("prompt_tokens", len(plp)))
+    return total, n, prompt_tokens
+
+
+def _ranked_reply(candidates: Sequence[str], bodies: Sequence[dict]) -> AIMessage:
+    scored = [_candidate_logprob(b, c) for c, b in zip(candidates, bodies, strict=True)]
+    best = max(range(len(candidates)), key=lambda i: scored[i][0])
+    # Every request re-sends the prompt; with the server's prefix cache only the first
+    # computes it. Counted once, plus every candidate's tokens.
+    shared = max(s[2] - s[1] for s in scored)
+    input_tokens = shared + sum(s[1] for s in scored)
+    return AIMessage(
+        candidates[best],
+        response_metadata={
+            "logprobs": {"content": [{"token": candidates[best], "logprob": scored[best][0]}]},
+            "decoding": "rank",
+            "candidates": len(candidates),
+            "model_name": bodies[best].get("model", ""),
+        },
+        usage_metadata={
+            "input_tokens": input_tokens,
+            "output_tokens": 0,
+            "total_tokens": input_tokens,
+        },
+    )
+
+
+def _endpoint(model: Any) -> tuple[str, dict[str, str], float]:
+    base = str(model.openai_api_base or "").rstrip("/")
+    key = model.openai_api_key.get_secret_value() if model.openai_api_key else "EMPTY"
+    timeout = model.request_timeout
+    seconds = float(timeout) if isinstance(timeout, (int, float)) else 120.0
+    return f"{base}/chat/completions", {"Authorization": f"Bearer {key}"}, seconds
+
+
+def _checked(response: Any) -> dict:
+    if response.status_code >= 400:
+        raise RuntimeError(
+            f"edge server answered {response.status_code} to a scoring request: "
+            f"{response.text[:300]}"
+        )
+    return response.json()
+
+
+def ranked_choice(model: Any, valid_actions: Sequence[str]) -> Runnable:
+    """A runnable answering with the most likely of ``valid_actions`` (``decoding="rank"``).
+
+    ``model`` is an OpenAI-compatible chat model (`edge_chat_model`); its URL, key, model name
+    and timeout are used. The reply carries the winner's log-likelihood in
+    ``response_metadata["logprobs"]`` (read by `reply_logprob`) and token usage.
+    """
+    import httpx
+
+    candidates = list(dict.fromkeys(valid_actions))
+    url, headers, timeout = _endpoint(model)
+
+    def score(messages: list[BaseMessage]) -> AIMessage:
+        with httpx.Client(timeout=timeout, headers=headers) as client:
+
+            def one(c: str) -> dict:
+                return _checked(client.post(url, json=_score_payload(model, messages, c)))
+
+            with ThreadPoolExecutor(max_workers=min(16, len(candidates))) as pool:
+                bodies = list(pool.map(one, candidates))
+        return _ranked_reply(candidates, bodies)
+
+    async def ascore(messages: list[BaseMessage]) -> AIMessage:
+        async with httpx.AsyncClient(timeout=timeout, headers=headers) as client:
+
+            async def one(c: str) -> dict:
+                return _checked(await client.post(url, json=_score_payload(model, messages, c)))
+
+            bodies = await asyncio.gather(*(one(c) for c in candidates))
+        return _ranked_reply(candidates, bodies)
+
+    def run(value: Any) -> AIMessage:
+        return score(_as_messages(value))
+
+    async def arun(value: Any) -> AIMessage:
+        return await ascore(_as_messages(value))
+
+    return RunnableLambda(run, afunc=arun, name="rank_actions")
+
+
+def _as_messages(value: Any) -> list[BaseMessage]:
+    from langchain_core.messages import HumanMessage
+    from langchain_core.prompt_values import PromptValue
+
+    if isinstance(value, PromptValue):
+        return value.to_messages()
+    if isinstance(value, str):
+        return [HumanMessage(value)]
+    return list(value)

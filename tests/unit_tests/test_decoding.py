@@ -1,0 +1,129 @@
+"""Constrained action decoding: choice (vLLM / llama.cpp grammar), likelihood ranking, free."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from langchain_core.language_models.fake_chat_models import FakeListChatModel
+from langchain_core.messages import HumanMessage, SystemMessage
+
+from langgraph_hera.models import edge_chat_model
+from langgraph_hera.routing.decoding import (
+    check_decoding,
+    choice_grammar,
+    constrained,
+    reply_logprob,
+)
+from tests.fake_openai import FakeOpenAI
+
+CHOICES = ["take apple", "take apple pie", 'say "hi"']
+
+
+def test_check_decoding_names_the_allowed_values() -> None:
+    assert check_decoding(True) == "choice" and check_decoding(False) == "free"
+    assert check_decoding("rank") == "rank"
+    with pytest.raises(ValueError, match=r"'beam'.*\['choice', 'rank', 'free'\]|beam"):
+        check_decoding("beam")
+
+
+def test_choice_grammar_is_exactly_the_actions_escaped() -> None:
+    g = choice_grammar([*CHOICES, "take apple"])  # duplicates once
+    assert g == 'root ::= "take apple" | "take apple pie" | "say \\"hi\\""'
+    with pytest.raises(ValueError, match="at least one"):
+        choice_grammar([])
+
+
+def _bound_kwargs(model: Any) -> dict[str, Any]:
+    return dict(getattr(model, "kwargs", {}))
+
+
+def test_vllm_gets_structured_outputs_llamacpp_a_grammar() -> None:
+    vllm = edge_chat_model("http://127.0.0.1:9/v1", "m")
+    kw = _bound_kwargs(constrained(vllm, CHOICES))
+    assert kw["extra_body"] == {"structured_outputs": {"choice": CHOICES}} and kw["logprobs"]
+    llama = edge_chat_model("http://127.0.0.1:9/v1", "m", backend="llamacpp")
+    kw = _bound_kwargs(constrained(llama, CHOICES))
+    assert kw["extra_body"] == {"grammar": choice_grammar(CHOICES)} and kw["logprobs"]
+    with pytest.raises(ValueError, match="'ollama'"):
+        edge_chat_model("http://127.0.0.1:9/v1", "m", backend="ollama")
+
+
+def test_free_no_actions_and_non_openai_models_are_left_alone() -> None:
+    vllm = edge_chat_model("http://127.0.0.1:9/v1", "m")
+    assert constrained(vllm, CHOICES, "free") is vllm
+    assert constrained(vllm, []) is vllm
+    fake = FakeListChatModel(responses=["x"])
+    assert constrained(fake, CHOICES, "rank") is fake
+
+
+def _scoring_server(scores: dict[str, list[float]]) -> FakeOpenAI:
+    """Answers a vLLM prompt-scoring request: the candidate's tokens get ``scores[candidate]``."""
+
+    def script(n: int, body: dict[str, Any], headers: dict[str, str]) -> Any:
+        assert body["continue_final_message"] and not body["add_generation_prompt"]
+        assert body["prompt_logprobs"] == 0 and body["max_tokens"] == 1
+        cand = body["messages"][-1]["content"]
+        assert body["messages"][-1]["role"] == "assistant"
+        words = cand.split(" ")
+        toks = [words[0]] + [" " + w for w in words[1:]]
+        prompt = [None] + [{"1": {"logprob": -0.5, "decoded_token": "x"}}] * 5
+        prompt += [
+            {"7": {"logprob": lp, "decoded_token": t}}
+            for t, lp in zip(toks, scores[cand], strict=True)
+        ]
+        reply = {
+            "id": "s",
+            "object": "chat.completion",
+            "model": "m",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": "x"}}],
+            "usage": {"prompt_tokens": len(prompt) - 1, "completion_tokens": 1},
+            "prompt_logprobs": prompt,
+        }
+        return 200, reply, {}
+
+    return FakeOpenAI(script)
+
+
+SCORES = {
+    "take apple": [-0.1, -2.0],  # -2.1
+    "take apple pie": [-0.1, -0.2, -0.3],  # -0.6: best, though it starts like the first
+    'say "hi"': [-3.0, -0.1],
+}
+
+
+def test_rank_picks_the_most_likely_action_sync_and_async() -> None:
+    with _scoring_server(SCORES) as server:
+        edge = edge_chat_model(server.url, "m")
+        ranked = constrained(edge, list(SCORES), "rank")
+        prompt = [SystemMessage("sys"), HumanMessage("what now?")]
+        reply = ranked.invoke(prompt)
+        assert reply.text == "take apple pie"
+        assert reply_logprob(reply) == pytest.approx(-0.6)
+        # Prompt counted once (5 shared tokens) plus every candidate's tokens.
+        assert reply.usage_metadata["input_tokens"] == 5 + 2 + 3 + 2
+        areply = asyncio.run(ranked.ainvoke(prompt))
+        assert areply.text == reply.text and reply_logprob(areply) == reply_logprob(reply)
+        assert len(server.requests) == 6
+        sent = server.requests[0][1]["messages"]
+        assert [m["role"] for m in sent] == ["system", "user", "assistant"]
+
+
+def test_rank_without_prompt_logprobs_says_what_to_use() -> None:
+    def script(n: int, body: dict[str, Any], headers: dict[str, str]) -> Any:
+        from tests.fake_openai import completion
+
+        return 200, completion("x"), {}
+
+    with FakeOpenAI(script) as server:
+        ranked = constrained(edge_chat_model(server.url, "m"), ["a", "b"], "rank")
+        with pytest.raises(ValueError, match="decoding='choice'"):
+            ranked.invoke([HumanMessage("q")])
+
+
+def test_rank_server_error_is_raised_with_status() -> None:
+    with FakeOpenAI(lambda n, b, h: (400, {"error": "bad"}, {})) as server:
+        ranked = constrained(edge_chat_model(server.url, "m"), ["a", "b"], "rank")
+        with pytest.raises(RuntimeError, match="400"):
+            ranked.invoke([HumanMessage("q")])
