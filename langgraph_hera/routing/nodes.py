@@ -304,6 +304,17 @@ def parse_action(text: str, valid_actions: Sequence[str]) -> tuple[str, bool]:
     return first.strip(), False
 
 
+def _reply_problem(text: str, ok: bool, state: dict[str, Any]) -> str | None:
+    """Why a text-action reply is suspect (recorded in ``errors``), or None."""
+    if not text.strip():
+        return "returned nothing (an empty reply): sent as an invalid action"
+    if not state.get("valid_actions"):
+        return "answered without a list of valid actions (none given): the action is unchecked"
+    if not ok:
+        return f"reply is not a valid action: {text!r}"
+    return None
+
+
 def create_action_node(
     model: ChatRunnable,
     *,
@@ -400,8 +411,9 @@ def create_action_node(
             "ledger": [call.entry(reply, step, t0)],
             "step": step + 1,
         }
-        if not ok:
-            update["errors"] = [f"step {step}: {target} reply is not a valid action: {text!r}"]
+        problem = _reply_problem(text, ok, state)
+        if problem:
+            update["errors"] = [f"step {step}: {target} {problem}"]
         return Command(goto=env_node, update=update)
 
     def run(state: dict[str, Any], config: RunnableConfig) -> Any:

@@ -109,3 +109,26 @@ def test_train_resume_merge_and_refuse_another_base(base_dir, tmp_path) -> None:
     (out / ADAPTER_META).unlink()
     with pytest.raises(AdapterError, match="is not a langgraph-hera adapter"):
         adapter_info(out)
+
+
+def test_cached_frozen_layers_give_the_full_models_outputs(base_dir) -> None:
+    """Training runs only the adapted layers on cached outputs of the frozen ones: the result
+    must be what the whole model computes (right-padded batch included)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from langgraph_hera.adapt import _frozen_prefix_states, _skip_frozen_layers
+
+    model = AutoModelForCausalLM.from_pretrained(str(base_dir), dtype=torch.float32)
+    seqs = [list(range(100, 140)), list(range(300, 325))]
+    with torch.no_grad():
+        full = [model.model(input_ids=torch.tensor([s])).last_hidden_state[0] for s in seqs]
+    prefix = _frozen_prefix_states(model, seqs, 20)
+    _skip_frozen_layers(model, 20)
+    hidden = torch.zeros(2, 40, prefix[0].shape[-1])
+    hidden[0], hidden[1, :25] = prefix[0], prefix[1]
+    mask = torch.tensor([[1] * 40, [1] * 25 + [0] * 15])
+    with torch.no_grad():
+        out = model.model(inputs_embeds=hidden, attention_mask=mask).last_hidden_state
+    assert torch.allclose(out[0], full[0], atol=1e-4)
+    assert torch.allclose(out[1, :25], full[1], atol=1e-4)

@@ -127,3 +127,26 @@ def test_rank_server_error_is_raised_with_status() -> None:
         ranked = constrained(edge_chat_model(server.url, "m"), ["a", "b"], "rank")
         with pytest.raises(RuntimeError, match="400"):
             ranked.invoke([HumanMessage("q")])
+
+
+@pytest.mark.parametrize(
+    ("reply", "valid", "observation", "expected"),
+    [
+        ("", ["look", "go north"], "A room.", "returned nothing"),
+        ("go north", [], "A room.", "none given"),
+        ("dance", ["look"], "A room.", "not a valid action: 'dance'"),
+        ("look", ["look"], "", None),  # an empty observation is still a step
+    ],
+)
+def test_bad_replies_and_inputs_are_recorded_not_raised(reply, valid, observation, expected):
+    from langgraph_hera.routing.nodes import create_action_node
+
+    node = create_action_node(FakeListChatModel(responses=[reply]), target="edge")
+    state = {"task": "t", "observation": observation, "valid_actions": valid, "step": 2}
+    out = node.invoke(state, {"configurable": {}})
+    errors = out.update.get("errors", [])
+    if expected is None:
+        assert errors == [] and out.update["action_valid"]
+    else:
+        assert len(errors) == 1 and errors[0].startswith("step 2: edge ") and expected in errors[0]
+    assert out.goto == "env" and out.update["step"] == 3
