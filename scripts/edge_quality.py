@@ -34,7 +34,7 @@ from typing import Any
 from langchain_core.messages import HumanMessage, SystemMessage
 
 from langgraph_hera.evaluation.trajectory import iter_steps
-from langgraph_hera.models import EdgeServer, edge_chat_model
+from langgraph_hera.models import edge_chat_model, edge_endpoint
 from langgraph_hera.routing.decoding import constrained, reply_logprob
 from langgraph_hera.routing.nodes import ACTION_SYSTEM_PROMPT, parse_action
 
@@ -114,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--states", required=True, help="recorded expert trajectories (a run dir)")
     ap.add_argument("--adapter", default="auto", help="auto (shipped), none, or a directory")
+    ap.add_argument("--edge-url", default=None, help="a running server instead of starting one")
+    ap.add_argument("--edge-model", default="", help="its served model name")
     ap.add_argument("--decodings", default="choice,rank,free")
     ap.add_argument("--max-states", type=int, default=200)
     ap.add_argument("--episodes", type=int, default=20, help="always-edge episodes (0: skip)")
@@ -140,11 +142,11 @@ def main(argv: list[str] | None = None) -> int:
         "cloud": "expert stand-in (planner), not a cloud model",
     }
     t0 = time.perf_counter()
-    with EdgeServer(adapter=adapter) as server:
-        out["edge"] = server.model_name
-        out["edge_identity"] = server.model_identity
+    with edge_endpoint(args.edge_url, args.edge_model, adapter=adapter) as (url, name):
+        out["edge"] = name
+        out["adapter"] = args.adapter if not args.edge_url else "(the server's)"
         out["server_start_s"] = round(time.perf_counter() - t0, 1)
-        edge = edge_chat_model(server.base_url, server.model_name, max_tokens=24)
+        edge = edge_chat_model(url, name, max_tokens=24)
         edge.invoke("hi")  # warm-up
         out["agreement"] = []
         for decoding in args.decodings.split(","):

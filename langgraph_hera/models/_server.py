@@ -421,9 +421,7 @@ class EdgeServer:
         merged = adapt.merged_dir_for(self.adapter)
         if not (merged / "hera-merged.json").is_file():
             logger.info("merging adapter %s into %s (one time)", self.adapter, base)
-            returncode = self._run_child(
-                [adapt.__file__, "merge", str(self.adapter), "--base", str(base)]
-            )
+            returncode = self._run_child(merge_command(self.adapter, base))
             if returncode != 0 or not (merged / "hera-merged.json").is_file():
                 raise EdgeServerError(
                     f"merging adapter {self.adapter} into {base} failed (exit "
@@ -603,6 +601,15 @@ class EdgeServer:
         state = "running" if self._proc is not None and self._proc.poll() is None else "stopped"
         where = f"{self.url_host}:{self.port}" if self.port else "no port"
         return f"EdgeServer(backend={self.backend!r}, model={self.model_name!r}, {where}, {state})"
+
+
+def merge_command(adapter: Path, base: Path) -> list[str]:
+    """Interpreter arguments of the child that merges an adapter (`_run_child`).
+
+    Run as a module: run as a file, ``langgraph_hera/`` would come first on ``sys.path`` and
+    ``langgraph_hera/secrets.py`` would shadow the standard library's ``secrets``.
+    """
+    return ["-m", "langgraph_hera.adapt", "merge", str(adapter), "--base", str(base)]
 
 
 @contextlib.contextmanager

@@ -132,3 +132,25 @@ def test_cached_frozen_layers_give_the_full_models_outputs(base_dir) -> None:
         out = model.model(inputs_embeds=hidden, attention_mask=mask).last_hidden_state
     assert torch.allclose(out[0], full[0], atol=1e-4)
     assert torch.allclose(out[1, :25], full[1], atol=1e-4)
+
+
+def test_the_servers_merge_child_runs(base_dir, tmp_path) -> None:
+    """`EdgeServer` merges in a child interpreter; that command must work as written (it once
+    ran adapt.py as a file, and the package's secrets.py shadowed the standard library's)."""
+    import os
+    import subprocess
+    import sys
+
+    from langgraph_hera.adapt import merged_dir_for
+    from langgraph_hera.models._server import merge_command
+
+    _steps(tmp_path / "run", [_row(s, 0, "go") for s in range(2)])
+    examples, _ = examples_from_steps([tmp_path / "run"])
+    out = tmp_path / "adapter"
+    train_adapter(base_dir, examples, out, AdaptConfig(steps=1, batch_size=2, top_layers=1, rank=2))
+    env = {**os.environ, "HERA_CACHE_DIR": str(tmp_path / "cache")}
+    proc = subprocess.run(
+        [sys.executable, *merge_command(out, base_dir)], env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (merged_dir_for(out, tmp_path / "cache") / "config.json").is_file()
