@@ -307,7 +307,7 @@ def parse_action(text: str, valid_actions: Sequence[str]) -> tuple[str, bool]:
 def _reply_problem(text: str, ok: bool, state: dict[str, Any]) -> str | None:
     """Why a text-action reply is suspect (recorded in ``errors``), or None."""
     if not text.strip():
-        return "returned nothing (an empty reply): sent as an invalid action"
+        return "returned nothing (an empty reply), not a valid action"
     if not state.get("valid_actions"):
         return "answered without a list of valid actions (none given): the action is unchecked"
     if not ok:
