@@ -4,10 +4,10 @@
 #   bash scripts/reproduce.sh            # OUT=runs/repro; every stage resumes where it stopped
 #
 # On 2 CPU cores this takes hours (adaptation ~1 h, recording + benchmark ~1-2 h). Stages:
-#   1. expert (stand-in cloud) trajectories on train seeds of twc, cookingworld, coin
-#   2. hera adapt: LoRA on those trajectories            -> $OUT/adapter
+#   1. expert (stand-in cloud) trajectories on twc train / dev / test seeds
+#   2. hera adapt: LoRA on the train trajectories; edge-alone quality on dev and test
 #   3. one edge server with that adapter (vLLM), shared by the next stages
-#   4. hera record --also-edge on twc train (200) and dev (40): Hera's replay data
+#   4. hera record --also-edge on twc train (60) and dev (20): Hera's replay data
 #   5. hera train: imitation (+ RL rounds if ROUNDS>0)   -> $OUT/hera-twc.npz
 #   6. hera bench on the twc test fold: baselines, sweeps, Hera, oracle frontier
 set -euo pipefail
@@ -19,15 +19,20 @@ TEST_EPISODES="${TEST_EPISODES:-30}"
 CACHE="$OUT/proposals.sqlite"
 mkdir -p "$OUT"
 
-for suite in twc cookingworld coin; do
-  $H record --suite "$suite" --fold train --episodes 150 --policy always-cloud \
-    --max-steps 40 --out "$OUT/expert-$suite-train"
+for fold in train:200 dev:40 test:40; do
+  $H record --suite twc --fold "${fold%%:*}" --episodes "${fold##*:}" --policy always-cloud \
+    --max-steps 40 --out "$OUT/expert-twc-${fold%%:*}"
 done
 
+# The shipped adapter (v4): ~50 min on 2 cores with bf16 units.
 if [ ! -f "$OUT/adapter/hera_adapter.json" ]; then
-  $H adapt --data "$OUT/expert-twc-train" --data "$OUT/expert-cookingworld-train" \
-    --data "$OUT/expert-coin-train" --out "$OUT/adapter" --steps 60
+  $H adapt --data "$OUT/expert-twc-train" --out "$OUT/adapter" --steps 400 --top-layers 12 \
+    --rank 16 --batch-size 8 --max-len 640 --save-every 20
 fi
+for fold in dev test; do
+  .venv/bin/python scripts/edge_quality.py --states "$OUT/expert-twc-$fold" --adapter "$OUT/adapter" \
+    --decodings choice --max-states 150 --episodes 20 --out "$OUT/edge-quality-$fold.json"
+done
 
 LOG="$OUT/serve.log"
 $H serve --adapter "$OUT/adapter" > "$OUT/serve.url" 2> "$LOG" &
@@ -44,14 +49,14 @@ MODEL="$(sed -n 's/^model: *//p' "$LOG" | head -1)"
 SHA="$(.venv/bin/python -c "from langgraph_hera.adapt import adapter_info as a; print(a('$OUT/adapter')['sha256'][:16])")"
 EDGE=(--edge-url "$URL" --edge-model "$MODEL" --proposal-cache "$CACHE" --cache-namespace "$SHA")
 
-$H record --suite twc --fold train --episodes 200 --also-edge --concurrency 4 "${EDGE[@]}" \
-  --out "$OUT/record-twc-train"
-$H record --suite twc --fold dev --episodes 40 --also-edge --concurrency 4 "${EDGE[@]}" \
-  --out "$OUT/record-twc-dev"
+$H record --suite twc --fold train --episodes 60 --also-edge --concurrency 4 --max-steps 30 \
+  "${EDGE[@]}" --out "$OUT/record-twc-train"
+$H record --suite twc --fold dev --episodes 20 --also-edge --concurrency 4 --max-steps 30 \
+  "${EDGE[@]}" --out "$OUT/record-twc-dev"
 
 if [ ! -f "$OUT/hera-twc.npz" ]; then
   $H train --data "$OUT/record-twc-train" --dev-data "$OUT/record-twc-dev" \
-    --target-cloud-share 0.35 --rounds "$ROUNDS" --episodes 60 --edge-id "$MODEL" \
+    --target-cloud-share 0.6 --rounds "$ROUNDS" --episodes 60 --edge-id "$MODEL" \
     "${EDGE[@]}" --out "$OUT/hera-twc.npz"
 fi
 
