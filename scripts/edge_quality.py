@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import datetime as dt
 import json
+import os
 import platform
 import random
 import statistics
@@ -35,7 +36,7 @@ from langchain_core.messages import HumanMessage, SystemMessage
 
 from langgraph_hera.evaluation.trajectory import iter_steps
 from langgraph_hera.models import edge_chat_model, edge_endpoint
-from langgraph_hera.routing.decoding import constrained, reply_logprob
+from langgraph_hera.routing.decoding import constrained
 from langgraph_hera.routing.nodes import ACTION_SYSTEM_PROMPT, parse_action
 
 
@@ -70,7 +71,6 @@ def agreement(edge: Any, rows: list[dict[str, Any]], decoding: str) -> dict[str,
         action, ok = parse_action(reply.text, r["valid_actions"])
         valid += ok
         agree += ok and action == r["cloud_action"]
-        _ = reply_logprob(reply)
     n = len(rows)
     return {
         "decoding": decoding,
@@ -135,8 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     out: dict[str, Any] = {
         "command": "python scripts/edge_quality.py " + " ".join(sys.argv[1:]),
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "machine": f"{platform.machine()}, {platform.processor() or '?'}, "
-        f"{__import__('os').cpu_count()} cores",
+        "machine": f"{platform.machine()}, {platform.processor() or '?'}, {os.cpu_count()} cores",
         "states_from": args.states,
         "suite": suite,
         "cloud": "expert stand-in (planner), not a cloud model",

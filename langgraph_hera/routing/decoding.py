@@ -97,23 +97,20 @@ def reply_logprob(reply: BaseMessage) -> float | None:
 
 # ------------------------------------------------------------------------ likelihood ranking
 
-_ROLES = {"system": "system", "human": "user", "ai": "assistant", "tool": "tool"}
-
 
 def _score_payload(model: Any, messages: Sequence[BaseMessage], candidate: str) -> dict:
-    msgs = [
-        {"role": _ROLES.get(m.type, "user"), "content": m.text if isinstance(m.text, str) else ""}
-        for m in messages
-    ]
-    return {
-        "model": model.model_name,
-        "messages": [*msgs, {"role": "assistant", "content": candidate}],
-        "max_tokens": 1,
-        "temperature": 0.0,
-        "prompt_logprobs": 0,
-        "add_generation_prompt": False,
-        "continue_final_message": True,
-    }
+    """A request scoring ``candidate`` as the assistant's reply (the model's own payload, so
+    its message conversion and server quirks apply, plus vLLM's prompt-scoring fields)."""
+    payload = model._get_request_payload([*messages, AIMessage(candidate)])
+    payload.pop("max_completion_tokens", None)
+    payload.update(
+        max_tokens=1,
+        temperature=0.0,
+        prompt_logprobs=0,
+        add_generation_prompt=False,
+        continue_final_message=True,
+    )
+    return payload
 
 
 def _candidate_logprob(body: dict, candidate: str) -> tuple[float, int, int]:

@@ -12,7 +12,6 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph_hera.accounting.ledger import DEFAULT_EDGE_PARAMS
 from langgraph_hera.accounting.pricing import Pricing
 from langgraph_hera.policies.base import RoutingPolicy, get_policy
-from langgraph_hera.routing.decoding import check_decoding
 from langgraph_hera.routing.env_node import create_env_node, route_after_env
 from langgraph_hera.routing.nodes import ChatRunnable, create_action_node, create_model_node
 from langgraph_hera.routing.router import create_router_node, route_by_decision
@@ -192,7 +191,6 @@ def create_text_agent(
         checkpointer: Passed to ``compile``.
         name: Graph name.
     """
-    check_decoding(constrain_edge)
     builder: StateGraph = StateGraph(HeraState, context_schema=HeraContext)  # type: ignore[arg-type]
     common: dict[str, Any] = {
         "pricing": pricing,

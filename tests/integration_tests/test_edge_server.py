@@ -182,3 +182,23 @@ def test_llamacpp_stop_kills_process_group(llamacpp_server: EdgeServer) -> None:
     llamacpp_server.stop()
     assert _wait_gone(pgid) == set()
     assert not llamacpp_server.is_alive()
+
+
+def test_rank_decoding_takes_the_most_likely_action_on_real_vllm(vllm_server: EdgeServer) -> None:
+    """`decoding="rank"` scores each valid action with vLLM's prompt_logprobs: the winner's
+    log-likelihood is the highest of the candidates' (each scored alone for comparison)."""
+    from langchain_core.messages import HumanMessage
+
+    from langgraph_hera.models import edge_chat_model
+    from langgraph_hera.routing.decoding import constrained, reply_logprob
+
+    edge = edge_chat_model(vllm_server.base_url, vllm_server.model_name, max_tokens=16)
+    choices = ["open the fridge", "go north", "take the apple"]
+    prompt = [HumanMessage("You are hungry and see an apple. Pick one action.")]
+    reply = constrained(edge, choices, "rank").invoke(prompt)
+    assert reply.text in choices
+    alone = {c: reply_logprob(constrained(edge, [c], "rank").invoke(prompt)) for c in choices}
+    assert all(lp is not None and lp < 0 for lp in alone.values())
+    assert reply_logprob(reply) == pytest.approx(max(alone.values()), abs=1e-3)
+    assert reply.text == max(alone, key=alone.__getitem__)
+    assert reply.usage_metadata["input_tokens"] > 0
