@@ -525,6 +525,35 @@ def _adapt(args: argparse.Namespace) -> int:
     return 0
 
 
+def _labelled(args: argparse.Namespace, records: list[dict], what: str) -> Any:
+    """(states, labels) of ``records`` by ``--labels``: agreement, or replayed deviation cost."""
+    from langgraph_hera.envs import make_env
+    from langgraph_hera.policies.hera import imitation_dataset
+    from langgraph_hera.policies.hera_rl import replay_labels
+
+    if args.labels == "agree":
+        states, labels, _ = imitation_dataset(records)
+        return states, labels
+
+    def progress(done: int, total: int) -> None:
+        if done == total or done % 100 == 0:
+            print(f"  replayed {done}/{total} {what} deviations", file=sys.stderr)
+
+    rl = replay_labels(
+        records,
+        lambda: make_env(args.suite),
+        lam=args.lam,
+        step_cost=args.step_cost,
+        on_progress=progress,
+    )
+    print(
+        f"{what}: {len(rl.states)} states: edge agreed {rl.agreed}, differed harmlessly "
+        f"{rl.harmless}, at a cost {rl.costly}, fatally {rl.fatal}",
+        file=sys.stderr,
+    )
+    return rl.states, rl.labels
+
+
 def _train(args: argparse.Namespace) -> int:
     import asyncio
     import itertools
@@ -533,16 +562,24 @@ def _train(args: argparse.Namespace) -> int:
 
     from langgraph_hera.envs import FOLD_SEEDS, make_env
     from langgraph_hera.evaluation import EpisodeRunner, iter_steps, summarize
-    from langgraph_hera.policies.hera import FeatureSpec, HeraRouter, imitation_dataset
+    from langgraph_hera.policies.hera import FeatureSpec, HeraRouter, auc_score
     from langgraph_hera.policies.hera_rl import ExploringPolicy, relabel
 
     if args.rounds < 0:
         return _fail(f"--rounds must be >= 0, got {args.rounds}")
     if args.target_cloud_share is not None and not 0 <= args.target_cloud_share <= 1:
         return _fail(f"--target-cloud-share must be in [0, 1], got {args.target_cloud_share}")
-    if args.lam < 0:
-        return _fail(f"--lam must be >= 0, got {args.lam}")
+    if args.lam < 0 or args.step_cost < 0:
+        return _fail(f"--lam and --step-cost must be >= 0, got {args.lam}, {args.step_cost}")
+    text_fields = tuple(f.strip() for f in args.text_fields.split(",") if f.strip())
+    dim = args.hash_dim
     try:
+        spec = FeatureSpec(
+            text_fields=text_fields,
+            embedding_model=f"hashed-{dim}" if args.embedder == "hashed" else args.embedder,
+            embedding_dim=dim if args.embedder == "hashed" else 384,
+            edge=True,
+        )
         records = [r for d in args.data for r in iter_steps(d)]
         dev = [r for d in args.dev_data for r in iter_steps(d)]
     except (FileNotFoundError, ValueError) as exc:
@@ -550,29 +587,27 @@ def _train(args: argparse.Namespace) -> int:
     bad = sorted({int(r["seed"]) for r in records} - set(FOLD_SEEDS["train"]))
     if bad:
         return _fail(f"--data must hold train seeds only (0-999); found {bad[:5]}")
-    states, labels, _ = imitation_dataset(records)
-    if not states:
+    states, labels = _labelled(args, records, "train")
+    if not len(states):
         return _fail("no replayed states in --data (record with `hera record --also-edge`)")
-    dim = args.hash_dim
-    spec = FeatureSpec(
-        text_fields=("task", "observation", "last_action", "edge_action"),
-        embedding_model=f"hashed-{dim}" if args.embedder == "hashed" else args.embedder,
-        embedding_dim=dim if args.embedder == "hashed" else 384,
-        edge=True,
-    )
+    dev_states, dev_labels = _labelled(args, dev, "dev") if dev else (states, labels)
     router = HeraRouter(spec=spec, hidden=args.hidden, edge_model=args.edge_id)
     router.fit(states, labels)
-    dev_states = imitation_dataset(dev)[0] if dev else states
     share = args.target_cloud_share
     if share is None:
         share = float(np.mean(labels))
     router.calibrate(dev_states, share)
-    print(
-        f"stage 1 (imitation): {len(states)} states, {np.mean(labels):.1%} need the cloud; "
-        f"threshold {router.threshold:.3f} for a {share:.0%} cloud share on "
-        f"{'dev' if dev else 'train'} states",
-        file=sys.stderr,
-    )
+
+    def report(stage: str) -> None:
+        auc = auc_score(dev_labels, router.predict_proba(dev_states))
+        print(
+            f"{stage}: {len(states)} states, {np.mean(labels):.1%} need the cloud; "
+            f"{'dev' if dev else 'train'} AUC {auc:.3f}; threshold {router.threshold:.3f} for "
+            f"a {share:.0%} cloud share on {'dev' if dev else 'train'} states",
+            file=sys.stderr,
+        )
+
+    report("stage 1 (imitation)")
     if args.rounds:
         out_dir = Path(args.rollout_dir or Path(args.out).with_suffix(".rollouts"))
         seeds = list(FOLD_SEEDS["train"])[args.offset : args.offset + args.episodes]
@@ -584,6 +619,8 @@ def _train(args: argparse.Namespace) -> int:
         counter = itertools.count()
 
         async def rounds() -> None:
+            nonlocal states, labels
+            weights = np.ones(len(states))
             # One event loop for every rollout: the chat models' async HTTP clients are bound
             # to the loop that first used them (a new asyncio.run per rollout broke them).
             for k in range(1, args.rounds + 1):
@@ -609,23 +646,42 @@ def _train(args: argparse.Namespace) -> int:
                         file=sys.stderr,
                     )
                     rollouts += list(iter_steps(out_dir / f"round-{k}" / f"rep-{rep}"))
-                rl = relabel(rollouts, lam=args.lam)
-                print(
-                    f"round {k}: {rl.groups} state groups, {rl.both_choices} with both choices; "
-                    f"relabelled {rl.to_cloud} to cloud, {rl.to_edge} to edge",
-                    file=sys.stderr,
-                )
-                all_states = list(states) + rl.states
-                all_labels = np.concatenate([labels, rl.labels])
-                weights = np.concatenate([np.ones(len(states)), args.rl_weight * rl.weights])
-                router.fit(all_states, all_labels, weights, warm_start=True)
+                if args.labels == "replay":
+                    # DAgger-style: the router's own states, each labelled by replaying the
+                    # edge's proposal there; refit on everything gathered so far.
+                    new_states, new_labels = _labelled(args, rollouts, f"round {k}")
+                    new_weights = np.full(len(new_states), args.rl_weight)
+                    warm = False
+                else:
+                    rl = relabel(rollouts, lam=args.lam)
+                    print(
+                        f"round {k}: {rl.groups} state groups, {rl.both_choices} with both "
+                        f"choices; relabelled {rl.to_cloud} to cloud, {rl.to_edge} to edge",
+                        file=sys.stderr,
+                    )
+                    new_states, new_labels = rl.states, rl.labels
+                    new_weights = args.rl_weight * rl.weights
+                    warm = True
+                states = list(states) + list(new_states)
+                labels = np.concatenate([labels, new_labels])
+                weights = np.concatenate([weights, new_weights])
+                router.fit(states, labels, weights, warm_start=warm)
                 router.calibrate(dev_states, share)
+                report(f"round {k}")
 
         try:
             asyncio.run(rounds())
         finally:
             models.stop()
-    router.info.update({"rounds": args.rounds, "lam": args.lam, "cloud_share": share})
+    router.info.update(
+        {
+            "rounds": args.rounds,
+            "lam": args.lam,
+            "step_cost": args.step_cost,
+            "labels": args.labels,
+            "cloud_share": share,
+        }
+    )
     path = router.save(args.out)
     print(f"router: {path} (threshold {router.threshold:.3f})")
     return 0
@@ -844,6 +900,22 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--repeats", type=int, default=2, help="rollouts per seed per round")
     train.add_argument("--rl-weight", type=float, default=1.0)
     train.add_argument("--rollout-dir", default=None)
+    train.add_argument(
+        "--labels",
+        default="replay",
+        choices=["replay", "agree"],
+        help="replay: the edge may act where its action costs nothing (replayed with the "
+        "cloud's expert continuing); agree: where it equals the cloud's (the paper's stage 1)",
+    )
+    train.add_argument(
+        "--step-cost", type=float, default=0.01, help="price of one step (replay labels)"
+    )
+    train.add_argument(
+        "--text-fields",
+        default="task,observation,last_action,edge_action",
+        help="comma-separated texts to embed (parts: task, observation, last_action, "
+        "edge_action; join parts with '+')",
+    )
     train.add_argument("--embedder", default="hashed", help="hashed or a MiniLM model id")
     train.add_argument("--hash-dim", type=int, default=256)
     train.add_argument("--hidden", type=int, default=16)

@@ -8,6 +8,7 @@ finishes. The real-edge run is in the integration tests.
 from __future__ import annotations
 
 import json
+import re
 import socket
 from pathlib import Path
 
@@ -97,7 +98,7 @@ def test_train_imitation_router_and_refuse_non_train_seeds(tmp_path, capsys) -> 
     out = tmp_path / "router.npz"
     rc = main([
         "train", "--data", str(tmp_path / "train"), "--dev-data", str(tmp_path / "dev"),
-        "--out", str(out), "--target-cloud-share", "0.3",
+        "--out", str(out), "--target-cloud-share", "0.3", "--labels", "agree",
     ])  # fmt: skip
     assert rc == 0 and out.is_file()
     router = HeraRouter(out)
@@ -107,3 +108,60 @@ def test_train_imitation_router_and_refuse_non_train_seeds(tmp_path, capsys) -> 
     err = capsys.readouterr().err
     assert rc == 2 and "train seeds only" in err and "10000" in err
     assert main(["train", "--data", str(tmp_path / "train"), "--out", "x", "--rounds", "-1"]) == 2
+
+
+def test_train_with_replay_labels_on_real_twc_games(tmp_path, capsys) -> None:
+    """--labels replay: edge proposals are replayed in the real game, the expert continuing."""
+    pytest.importorskip("textworld_express")
+    from langgraph_hera.envs import make_env
+    from langgraph_hera.policies import HeraRouter
+
+    def record(path, seeds) -> None:
+        rows = []
+        env = make_env("twc")
+        try:
+            for seed in seeds:
+                step = env.reset(seed)
+                for t in range(30):
+                    expert = env.expert_action()
+                    # The edge wastes a step (look around) at odd steps, else agrees.
+                    edge = "look around" if t % 2 else expert
+                    rows.append({
+                        "suite": "twc", "seed": seed, "policy": "always-cloud", "step": t,
+                        "task": step.task, "observation": step.observation,
+                        "valid_actions": step.valid_actions, "target": "cloud",
+                        "action": expert, "action_valid": True, "cloud_action": expert,
+                        "edge_action": edge, "edge_valid": True, "edge_logprob": -0.5,
+                        "agree": edge == expert, "episode_success": True,
+                    })  # fmt: skip
+                    step = env.step(expert)
+                    rows[-1]["next_observation"] = step.observation
+                    if step.done:
+                        break
+        finally:
+            env.close()
+        path.mkdir(parents=True, exist_ok=True)
+        (path / "steps.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+    record(tmp_path / "train", [0, 1])
+    record(tmp_path / "dev", [10000])
+    out = tmp_path / "router.npz"
+    rc = main([
+        "train", "--data", str(tmp_path / "train"), "--dev-data", str(tmp_path / "dev"),
+        "--out", str(out), "--text-fields", "edge_action", "--hash-dim", "32",
+    ])  # fmt: skip
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    # Every "look around" costs one step (the expert then goes on as before): all costly.
+    m = re.search(
+        r"train: (\d+) states: edge agreed (\d+), differed harmlessly 0, at a cost (\d+)", err
+    )
+    assert m, err
+    n, agreed, costly = map(int, m.groups())
+    assert n == agreed + costly and costly == n // 2
+    router = HeraRouter(out)
+    assert router.info["labels"] == "replay" and router.spec.text_fields == ("edge_action",)
+    rc = main([
+        "train", "--data", str(tmp_path / "train"), "--out", str(out), "--text-fields", "nope",
+    ])  # fmt: skip
+    assert rc == 2 and "unknown part(s) ['nope']" in capsys.readouterr().err

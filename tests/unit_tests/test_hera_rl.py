@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from langgraph_hera.policies import AlwaysCloud, AlwaysEdge, RouteInput
-from langgraph_hera.policies.hera_rl import ExploringPolicy, relabel, state_key
+from langgraph_hera.policies.hera_rl import (
+    ExploringPolicy,
+    deviation_values,
+    relabel,
+    replay_labels,
+    state_key,
+)
 
 
 def test_exploring_policy_flips_at_the_given_rate() -> None:
@@ -83,3 +89,128 @@ def test_single_choice_groups_only_teach_a_successful_edge() -> None:
     assert list(rl.labels) == [0.0, 0.0] and rl.both_choices == 0
     failed = relabel(_episode(7, [("edge", "a")], False))
     assert len(failed.states) == 0
+
+
+class _Corridor:
+    """A deterministic 1-D world: walk ``right`` from 0 to 4 to win; ``jump`` loses."""
+
+    suite = "corridor"
+
+    def __init__(self) -> None:
+        self.pos = 0
+        self.closed = False
+        self.resets = 0
+
+    def _step(self, done: bool = False, success: bool = False):
+        from langgraph_hera.envs import EnvStep
+
+        return EnvStep(
+            task="reach 4",
+            observation=f"at {self.pos}",
+            valid_actions=["jump", "left", "right", "wait"],
+            done=done,
+            success=success,
+        )
+
+    def reset(self, seed: int):
+        self.resets += 1
+        self.pos = seed % 2  # seed 1 starts one step further
+        return self._step()
+
+    def step(self, action: str):
+        if action == "jump":
+            return self._step(done=True)
+        self.pos += {"right": 1, "left": -1}.get(action, 0)
+        self.pos = max(self.pos, 0)
+        return self._step(done=self.pos == 4, success=self.pos == 4)
+
+    def expert_action(self) -> str:
+        return "right"
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def _also_edge(seed: int, proposals: list[str], policy: str = "always-cloud") -> list[dict]:
+    """An always-cloud recording (the expert walks right) with the edge's proposals."""
+    return [
+        {
+            "suite": "corridor",
+            "seed": seed,
+            "policy": policy,
+            "step": t,
+            "task": "reach 4",
+            "observation": f"at {seed % 2 + t}",
+            "valid_actions": ["jump", "left", "right", "wait"],
+            "target": "cloud",
+            "action": "right",
+            "action_valid": True,
+            "cloud_action": "right",
+            "edge_action": edge,
+            "edge_valid": True,
+            "agree": edge == "right",
+            "episode_success": True,
+        }
+        for t, edge in enumerate(proposals)
+    ]
+
+
+def test_deviation_values_replay_the_edge_action_with_the_cloud_continuing() -> None:
+    envs: list[_Corridor] = []
+
+    def factory() -> _Corridor:
+        envs.append(_Corridor())
+        return envs[-1]
+
+    devs = deviation_values(_also_edge(0, ["right", "left", "wait", "jump"]), factory)
+    assert len(envs) == 1 and envs[0].closed
+    # The agreeing first state is not replayed.
+    assert [(d.step, d.edge_action, d.cloud_action) for d in devs] == [
+        (1, "left", "right"),
+        (2, "wait", "right"),
+        (3, "jump", "right"),
+    ]
+    # At step 1 (position 1) the cloud needs 3 steps; after "left" it needs 4 more.
+    assert (devs[0].to_go_cloud, devs[0].to_go_edge, devs[0].extra_steps) == (3, 4, 2)
+    assert devs[1].extra_steps == 1
+    assert devs[2].to_go_edge is None and devs[2].extra_steps is None
+    assert [d.needs_cloud() for d in devs] == [True, True, True]
+    # A wasted step costs no cloud call: free steps make it a tie, and a tie goes to the edge.
+    assert devs[1].needs_cloud(lam=0.05, step_cost=0.0) is False
+    # A detour that costs 1 cloud call more than it saves is worth it when calls are cheap
+    # and steps are not.
+    assert devs[0].needs_cloud(lam=0.0, step_cost=0.0) is False
+
+
+def test_replay_labels_count_agreement_harm_and_fatality_per_episode() -> None:
+    # Two episodes of the same seed (rollout repeats): the same step index, different proposals.
+    records = _also_edge(1, ["right", "left", "right"]) + _also_edge(1, ["wait", "jump"])
+    rl = replay_labels(records, _Corridor)
+    assert list(rl.labels) == [0.0, 1.0, 0.0, 1.0, 1.0]
+    assert (rl.agreed, rl.harmless, rl.costly, rl.fatal) == (2, 0, 2, 1)
+    assert [ri.step for ri in rl.states] == [0, 1, 2, 0, 1]
+    assert [ri.edge_action for ri in rl.states] == ["right", "left", "right", "wait", "jump"]
+    # Free cloud calls and steps: only the fatal jump needs the cloud.
+    free = replay_labels(records, _Corridor, lam=0.0, step_cost=0.0, deviations=rl.deviations)
+    assert list(free.labels) == [0.0, 0.0, 0.0, 0.0, 1.0]
+    assert free.harmless == 2
+    with pytest.raises(ValueError, match="lam and step_cost must be >= 0"):
+        replay_labels(records, _Corridor, step_cost=-1)
+
+
+def test_deviation_values_use_the_planners_continuation_when_there_is_one() -> None:
+    class Planned(_Corridor):
+        last_plan: list[str] | None = None
+
+        def expert_action(self) -> str:
+            self.last_plan = ["right"] * (4 - self.pos)
+            return "right"
+
+        def step(self, action: str):
+            self.plays = getattr(self, "plays", 0) + 1
+            return super().step(action)
+
+    env = Planned()
+    devs = deviation_values(_also_edge(1, ["left"]), lambda: env)
+    assert (devs[0].to_go_cloud, devs[0].to_go_edge) == (3, 4)
+    assert env.plays == 1  # only the edge's action was played; the plan gave the rest
