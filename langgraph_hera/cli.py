@@ -579,6 +579,7 @@ def _train(args: argparse.Namespace) -> int:
             embedding_model=f"hashed-{dim}" if args.embedder == "hashed" else args.embedder,
             embedding_dim=dim if args.embedder == "hashed" else 384,
             edge=True,
+            edge_history=args.edge_history,
         )
         records = [r for d in args.data for r in iter_steps(d)]
         dev = [r for d in args.dev_data for r in iter_steps(d)]
@@ -609,6 +610,10 @@ def _train(args: argparse.Namespace) -> int:
 
     report("stage 1 (imitation)")
     if args.rounds:
+        # The imitation-only router too, for the IL vs IL+RL ablation.
+        il_path = Path(args.out).with_name(Path(args.out).stem + "-il.npz")
+        router.info.update({"rounds": 0, "labels": args.labels, "cloud_share": share})
+        print(f"stage-1 router: {router.save(il_path)}", file=sys.stderr)
         out_dir = Path(args.rollout_dir or Path(args.out).with_suffix(".rollouts"))
         seeds = list(FOLD_SEEDS["train"])[args.offset : args.offset + args.episodes]
         models = _Models(args)
@@ -912,12 +917,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument(
         "--text-fields",
-        default="task,observation,last_action,edge_action",
+        default="edge_action,last_action+edge_action",
         help="comma-separated texts to embed (parts: task, observation, last_action, "
         "edge_action; join parts with '+')",
     )
+    train.add_argument(
+        "--edge-history",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="features: does the edge's proposal repeat an earlier action or undo the last",
+    )
     train.add_argument("--embedder", default="hashed", help="hashed or a MiniLM model id")
-    train.add_argument("--hash-dim", type=int, default=256)
+    train.add_argument("--hash-dim", type=int, default=128)
     train.add_argument("--hidden", type=int, default=16)
     train.add_argument("--edge-id", default=None, help="edge model/adapter id stored in the file")
     train.set_defaults(func=_train)

@@ -93,6 +93,17 @@ EDGE_FEATURES = (
     "edge_logprob_missing",
     "edge_repeats_last_action",
 )
+#: Edge-proposal-vs-history features (group ``edge_history``): is the proposal a repeat or an
+#: undo of what the episode already did? (The loops a weak edge falls into.)
+EDGE_HISTORY_FEATURES = ("edge_action_done_before_log", "edge_undoes_last_action")
+_OPPOSITE = {
+    "north": "south",
+    "south": "north",
+    "east": "west",
+    "west": "east",
+    "up": "down",
+    "down": "up",
+}
 
 _ACTIVATIONS = ("tanh", "relu")
 
@@ -337,6 +348,8 @@ class FeatureSpec:
         history_k: Route-history window (0: no history features). Imitation data from an
             always-cloud run has a constant history, so stage 1 leaves it off.
         edge: Include the edge proposal features (`EDGE_FEATURES`): edge-first routing.
+        edge_history: Include `EDGE_HISTORY_FEATURES` (needs ``edge``): whether the proposal
+            repeats an action already taken in the episode, or undoes the last one.
         max_chars: Texts are whitespace-normalised and clipped to this many characters.
     """
 
@@ -346,6 +359,7 @@ class FeatureSpec:
     scalars: bool = True
     history_k: int = 0
     edge: bool = False
+    edge_history: bool = False
     max_chars: int = 1000
 
     def __post_init__(self) -> None:
@@ -372,6 +386,8 @@ class FeatureSpec:
             raise ValueError(f"history_k must be >= 0, got {self.history_k!r}")
         if self.max_chars < 1:
             raise ValueError(f"max_chars must be >= 1, got {self.max_chars!r}")
+        if self.edge_history and not self.edge:
+            raise ValueError("edge_history=True needs edge=True (the edge proposal features)")
         if not self.names():
             raise ValueError("the feature spec selects no features")
 
@@ -389,6 +405,8 @@ class FeatureSpec:
             names += list(HISTORY_FEATURES)
         if self.edge:
             names += list(EDGE_FEATURES)
+        if self.edge_history:
+            names += list(EDGE_HISTORY_FEATURES)
         return names
 
     @property
@@ -505,6 +523,16 @@ class HeraFeaturizer:
             1.0 if ri.last_action and _norm(ri.edge_action) == _norm(ri.last_action) else 0.0,
         ]
 
+    def _edge_history(self, ri: RouteInput) -> list[float]:
+        if ri.edge_action is None:
+            return [0.0, 0.0]
+        extra = ri.extra or {}
+        done_before = float(extra.get("edge_action_done_before", 0) or 0)
+        return [
+            math.log1p(max(done_before, 0.0)),
+            1.0 if undoes(ri.last_action, ri.edge_action) else 0.0,
+        ]
+
     def transform(self, states: Sequence[RouteInput]) -> np.ndarray:
         """Feature matrix of ``states``, shape ``(len(states), dim)`` (float64)."""
         blocks: list[np.ndarray] = []
@@ -518,6 +546,8 @@ class HeraFeaturizer:
                 row += self._history(ri)
             if self.spec.edge:
                 row += self._edge(ri)
+            if self.spec.edge_history:
+                row += self._edge_history(ri)
         if rows and rows[0]:
             blocks.append(np.asarray(rows, dtype=np.float64))
         if not blocks or not states:
@@ -530,6 +560,38 @@ class HeraFeaturizer:
 
 
 # --------------------------------------------------------------------------- recorded data
+
+
+def undoes(last_action: str | None, action: str | None) -> bool:
+    """Whether ``action`` reverses ``last_action``: walking back the way one came, taking back
+    what was just put down, dropping what was just taken, closing what was just opened (and
+    the reverse)."""
+    last, act = _norm(last_action or ""), _norm(action or "")
+    if not last or not act:
+        return False
+    lw, aw = last.split(), act.split()
+    if lw[0] in ("move", "go") and aw[0] in ("move", "go") and len(lw) == len(aw) == 2:
+        return _OPPOSITE.get(lw[1]) == aw[1]
+    # ("take X" then "put X in Y" is the normal sequence: where X came from is not known.)
+    pairs = {
+        ("open", "close"),
+        ("close", "open"),
+        ("put", "take"),
+        ("drop", "take"),
+        ("take", "drop"),
+    }
+    if (lw[0], aw[0]) not in pairs:
+        return False
+
+    def obj(words: list[str]) -> str:
+        rest = words[1:]
+        for sep in ("in", "on", "from", "into", "onto"):
+            if sep in rest:
+                rest = rest[: rest.index(sep)]
+                break
+        return " ".join(rest)
+
+    return obj(lw) == obj(aw)
 
 
 def split_episodes(records: Iterable[dict[str, Any]]) -> list[list[dict[str, Any]]]:
@@ -596,6 +658,10 @@ def route_inputs_from_records(
             ri.edge_action = str(rec["edge_action"])
             ri.edge_logprob = rec.get("edge_logprob")
             ri.extra["edge_action_valid"] = bool(rec.get("edge_valid"))
+            edge = _norm(ri.edge_action)
+            ri.extra["edge_action_done_before"] = sum(
+                _norm(r.get("action") or "") == edge for r in episode[:t]
+            )
         out.append(ri)
     return out
 

@@ -68,6 +68,11 @@ def route_input_from_state(state: Mapping[str, Any]) -> RouteInput:
         ri.edge_action = proposal.get("action")
         ri.edge_logprob = proposal.get("logprob")
         ri.extra["edge_action_valid"] = bool(proposal.get("valid"))
+        edge = " ".join(str(ri.edge_action or "").lower().split())
+        ri.extra["edge_action_done_before"] = sum(
+            " ".join(str(r.get("action") or "").lower().split()) == edge
+            for r in state.get("trajectory") or []
+        )
     if "action_valid" in state:
         ri.extra["last_action_valid"] = bool(state["action_valid"])
     return ri
