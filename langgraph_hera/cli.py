@@ -547,8 +547,8 @@ def _labelled(args: argparse.Namespace, records: list[dict], what: str) -> Any:
         on_progress=progress,
     )
     print(
-        f"{what}: {len(rl.states)} states: edge agreed {rl.agreed}, differed harmlessly "
-        f"{rl.harmless}, at a cost {rl.costly}, fatally {rl.fatal}",
+        f"{what}: {len(rl.states)} states: edge agreed with the cloud {rl.agreed}; replayed: "
+        f"free {rl.harmless}, at a cost {rl.costly}, fatal {rl.fatal}",
         file=sys.stderr,
     )
     return rl.states, rl.labels

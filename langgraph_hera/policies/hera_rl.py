@@ -323,7 +323,12 @@ def deviation_values(
 
 @dataclass
 class ReplayLabels:
-    """Step-router training data labelled by replay (see `replay_labels`)."""
+    """Step-router training data labelled by replay (see `replay_labels`).
+
+    ``agreed``: states where the edge's proposal was the cloud's action; of the replayed
+    states, ``harmless`` cost nothing (label 0), ``costly`` added priced steps and ``fatal``
+    left nothing that wins (label 1).
+    """
 
     states: list[RouteInput]
     labels: np.ndarray

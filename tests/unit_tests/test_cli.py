@@ -156,7 +156,8 @@ def test_train_with_replay_labels_on_real_twc_games(tmp_path, capsys) -> None:
     assert rc == 0, err
     # Every "look around" costs one step (the expert then goes on as before): all costly.
     m = re.search(
-        r"train: (\d+) states: edge agreed (\d+), differed harmlessly 0, at a cost (\d+)", err
+        r"train: (\d+) states: edge agreed with the cloud (\d+); replayed: free 0, at a cost (\d+)",
+        err,
     )
     assert m, err
     n, agreed, costly = map(int, m.groups())

@@ -18,6 +18,7 @@ import pytest
 from langgraph_hera.policies.base import RouteInput, RoutingPolicy, available_policies, get_policy
 from langgraph_hera.policies.hera import (
     EDGE_FEATURES,
+    EDGE_HISTORY_FEATURES,
     FORMAT_VERSION,
     FeatureSpec,
     HashedEmbedder,
@@ -28,6 +29,7 @@ from langgraph_hera.policies.hera import (
     imitation_dataset,
     route_inputs_from_records,
     split_episodes,
+    undoes,
 )
 from langgraph_hera.routing.graph import create_text_agent
 from langgraph_hera.state import HeraContext
@@ -40,6 +42,7 @@ FULL_SPEC = FeatureSpec(
     embedding_dim=DIM,
     history_k=3,
     edge=True,
+    edge_history=True,
 )
 
 
@@ -79,12 +82,14 @@ def test_features_from_records_equal_decision_time_features(scripted) -> None:
         for attr in ("task", "step", "observation", "last_action", "history", "valid_actions"):
             assert getattr(rec, attr) == getattr(live, attr), attr
         assert (rec.edge_action, rec.edge_logprob) == (live.edge_action, live.edge_logprob)
-        for key in ("action_repeats", "observation_repeats", "last_action_valid"):
+        keys = ("action_repeats", "observation_repeats", "last_action_valid")
+        for key in (*keys, "edge_action_done_before"):
             assert rec.extra.get(key) == live.extra.get(key), (rec.step, key)
         assert rec.extra["edge_action_valid"] == live.extra["edge_action_valid"]
     # The loop signals were exercised (repeats, an invalid action).
     assert max(ri.extra["observation_repeats"] for ri in spy.seen) >= 1
     assert any(ri.extra.get("last_action_valid") is False for ri in spy.seen)
+    assert max(ri.extra["edge_action_done_before"] for ri in spy.seen) >= 1
     featurizer = HeraFeaturizer(FULL_SPEC)
     assert np.array_equal(featurizer.transform(rebuilt), np.stack(spy.features))
 
@@ -131,6 +136,13 @@ def test_feature_spec_names_and_validation() -> None:
         FeatureSpec(embedding_model="hashed-8", embedding_dim=16)
     with pytest.raises(ValueError, match="no features"):
         FeatureSpec(text_fields=(), scalars=False)
+    with pytest.raises(ValueError, match="edge_history=True needs edge=True"):
+        FeatureSpec(edge_history=True)
+    # Files written before edge_history existed load with it off (same feature vector).
+    old = {k: v for k, v in FULL_SPEC.to_dict().items() if k != "edge_history"}
+    assert FeatureSpec.from_dict(old).names() == [
+        n for n in FULL_SPEC.names() if n not in EDGE_HISTORY_FEATURES
+    ]
     with pytest.raises(ValueError, match=r"unknown feature-spec keys \['color'\]"):
         FeatureSpec.from_dict({"color": 1})
     with pytest.raises(ValueError, match="does not match the feature spec"):
@@ -326,3 +338,41 @@ def test_minilm_embedder_when_installed() -> None:
     hits = f.embedder.cache.hits  # type: ignore[attr-defined]
     assert np.array_equal(f.transform_one(RouteInput(observation="You are in the kitchen.")), a)
     assert f.embedder.cache.hits == hits + 1  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("last", "action", "expected"),
+    [
+        ("move north", "move south", True),
+        ("move north", "move north", False),
+        ("put face cream in counter", "take face cream", True),
+        ("take face cream", "put face cream in counter", False),  # the normal sequence
+        ("open fridge", "close fridge", True),
+        ("take key from table", "drop key", True),
+        ("put apple in fridge", "take fridge", False),
+        (None, "move south", False),
+        ("move north", None, False),
+    ],
+)
+def test_undoes(last, action, expected) -> None:
+    assert undoes(last, action) is expected
+
+
+def test_edge_history_features() -> None:
+    feat = HeraFeaturizer(
+        FeatureSpec(
+            text_fields=(),
+            embedding_model="hashed-8",
+            embedding_dim=8,
+            edge=True,
+            edge_history=True,
+            scalars=False,
+        )  # fmt: skip
+    )
+    ri = RouteInput(last_action="move north", edge_action="move south", edge_logprob=-0.5)
+    ri.extra["edge_action_done_before"] = 2
+    x = dict(zip(feat.names, feat.transform_one(ri), strict=True))
+    assert x["edge_action_done_before_log"] == pytest.approx(math.log(3))
+    assert x["edge_undoes_last_action"] == 1.0
+    none = dict(zip(feat.names, feat.transform_one(RouteInput()), strict=True))
+    assert none["edge_action_done_before_log"] == 0.0 and none["edge_undoes_last_action"] == 0.0
