@@ -7,14 +7,16 @@
 #   1. expert (stand-in cloud) trajectories on twc train / dev / test seeds
 #   2. hera adapt: LoRA on the train trajectories; edge-alone quality on dev and test
 #   3. one edge server with that adapter (vLLM), shared by the next stages
-#   4. hera record --also-edge on twc train (60) and dev (20): Hera's replay data
-#   5. hera train: imitation (+ RL rounds if ROUNDS>0)   -> $OUT/hera-twc.npz
-#   6. hera bench on the twc test fold: baselines, sweeps, Hera, oracle frontier
+#   4. hera record --also-edge on twc train (200) and dev (20): Hera's replay data
+#   5. hera train: imitation on replay labels + ROUNDS RL rounds (default 1)
+#      -> $OUT/hera-twc.npz (and the imitation-only $OUT/hera-twc-il.npz)
+#   6. hera bench on the twc test fold: baselines, sweeps, Hera, oracle frontier;
+#      scripts/replay_oracle.py: the oracle's share by agreement and by replayed cost
 set -euo pipefail
 cd "$(dirname "$0")/.."
 H=.venv/bin/hera
 OUT="${OUT:-runs/repro}"
-ROUNDS="${ROUNDS:-0}"
+ROUNDS="${ROUNDS:-1}"
 TEST_EPISODES="${TEST_EPISODES:-30}"
 CACHE="$OUT/proposals.sqlite"
 mkdir -p "$OUT"
@@ -49,16 +51,20 @@ MODEL="$(sed -n 's/^model: *//p' "$LOG" | head -1)"
 SHA="$(.venv/bin/python -c "from langgraph_hera.adapt import adapter_info as a; print(a('$OUT/adapter')['sha256'][:16])")"
 EDGE=(--edge-url "$URL" --edge-model "$MODEL" --proposal-cache "$CACHE" --cache-namespace "$SHA")
 
-$H record --suite twc --fold train --episodes 60 --also-edge --concurrency 4 --max-steps 30 \
+$H record --suite twc --fold train --episodes 200 --also-edge --concurrency 4 --max-steps 30 \
   "${EDGE[@]}" --out "$OUT/record-twc-train"
 $H record --suite twc --fold dev --episodes 20 --also-edge --concurrency 4 --max-steps 30 \
   "${EDGE[@]}" --out "$OUT/record-twc-dev"
 
 if [ ! -f "$OUT/hera-twc.npz" ]; then
   $H train --data "$OUT/record-twc-train" --dev-data "$OUT/record-twc-dev" \
-    --target-cloud-share 0.6 --rounds "$ROUNDS" --episodes 60 --edge-id "$MODEL" \
+    --target-cloud-share 0.4 --rounds "$ROUNDS" --episodes 40 --offset 200 --repeats 1 \
+    --explore 0.1 --concurrency 4 --max-steps 30 --edge-id "$MODEL" \
     "${EDGE[@]}" --out "$OUT/hera-twc.npz"
 fi
 
+POLICIES="random,threshold,hera:path=$OUT/hera-twc.npz"
+[ -f "$OUT/hera-twc-il.npz" ] && POLICIES="$POLICIES,hera:path=$OUT/hera-twc-il.npz"
 $H bench --suite twc --fold test --episodes "$TEST_EPISODES" --concurrency 4 --sweep \
-  --policies "random,threshold,hera:path=$OUT/hera-twc.npz" "${EDGE[@]}" --out "$OUT/bench-twc-test"
+  --policies "$POLICIES" "${EDGE[@]}" --out "$OUT/bench-twc-test"
+.venv/bin/python scripts/replay_oracle.py "$OUT/bench-twc-test/always-cloud"
