@@ -578,8 +578,8 @@ def _train(args: argparse.Namespace) -> int:
             text_fields=text_fields,
             embedding_model=f"hashed-{dim}" if args.embedder == "hashed" else args.embedder,
             embedding_dim=dim if args.embedder == "hashed" else 384,
-            edge=True,
-            edge_history=args.edge_history,
+            edge=args.edge_features,
+            edge_history=args.edge_history and args.edge_features,
         )
         records = [r for d in args.data for r in iter_steps(d)]
         dev = [r for d in args.dev_data for r in iter_steps(d)]
@@ -920,6 +920,13 @@ def build_parser() -> argparse.ArgumentParser:
         default="edge_action,last_action+edge_action",
         help="comma-separated texts to embed (parts: task, observation, last_action, "
         "edge_action; join parts with '+')",
+    )
+    train.add_argument(
+        "--edge-features",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="features of the edge's proposal (edge-first routing); --no-edge-features "
+        "routes before the edge is asked (drop edge_action from --text-fields too)",
     )
     train.add_argument(
         "--edge-history",

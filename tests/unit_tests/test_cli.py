@@ -104,6 +104,13 @@ def test_train_imitation_router_and_refuse_non_train_seeds(tmp_path, capsys) -> 
     router = HeraRouter(out)
     assert router.fitted and router.uses_edge_proposal
     assert "stage 1 (imitation): 72 states" in capsys.readouterr().err
+    # The edge-proposal ablation: no edge features, no edge text -> routes before the edge.
+    rc = main([
+        "train", "--data", str(tmp_path / "train"), "--out", str(out), "--labels", "agree",
+        "--no-edge-features", "--text-fields", "task,observation",
+    ])  # fmt: skip
+    assert rc == 0 and not HeraRouter(out).uses_edge_proposal
+    assert not HeraRouter(out).spec.edge and not HeraRouter(out).spec.edge_history
     rc = main(["train", "--data", str(tmp_path / "dev"), "--out", str(tmp_path / "x.npz")])
     err = capsys.readouterr().err
     assert rc == 2 and "train seeds only" in err and "10000" in err
