@@ -150,8 +150,9 @@ def test_train_with_replay_labels_on_real_twc_games(tmp_path, capsys) -> None:
         path.mkdir(parents=True, exist_ok=True)
         (path / "steps.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
 
-    # Seeds whose expert plans do not depend on PYTHONHASHSEED (seed 1's do: one of its plans
-    # is two steps shorter in some processes -- a known expert quirk, see BENCHMARKS).
+    # Seeds whose expert plans are the same in every process (seed 1's are not: the gold path
+    # the expert starts from comes in a different order from some game instances, and one of
+    # its continuations is two steps shorter -- a known expert quirk, see BENCHMARKS).
     record(tmp_path / "train", [0, 2])
     record(tmp_path / "dev", [10000])
     out = tmp_path / "router.npz"
