@@ -7,10 +7,13 @@ agreeing states at a target cloud share), optionally with K-fold cross-validatio
 for one or more embedders; measures the decision latency per step (``router.decide``,
 featurisation included, cold embedding cache), then saves the chosen router.
 
-Example:
+Examples (the second: the replay-label comparison in docs/BENCHMARKS.md):
     .venv/bin/python scripts/train_hera_il.py --data runs/record-twc-train/steps.jsonl \\
         --out /tmp/hera_il.npz --cloud-share 0.5 --cv 5 \\
         --embedders hashed-256,sentence-transformers/all-MiniLM-L6-v2
+    .venv/bin/python scripts/train_hera_il.py --data runs/record-twc-train-v4 \\
+        --data runs/record-twc-train-v4b --val-data runs/record-twc-dev-v4 --labels replay \\
+        --embedders hashed-128 --out /tmp/hera_il.npz --cloud-share 0.4
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from langgraph_hera.policies.hera import (
 
 FULL_TEXT = ("task", "observation", "last_action", "edge_action")
 BASE_TEXT = ("task", "observation", "last_action")
+EDGE_TEXT = ("edge_action", "last_action+edge_action")  # `hera train`'s default
 
 
 def variants(model: str) -> dict[str, FeatureSpec]:
@@ -52,7 +56,18 @@ def variants(model: str) -> dict[str, FeatureSpec]:
         "scalar+edge": replace(base, text_fields=(), edge=True),
         "emb+scalar+edge": replace(base, edge=True),
         "emb(+edge text)+scalar+edge": replace(base, text_fields=FULL_TEXT, edge=True),
+        "edge text+scalar+edge": replace(base, text_fields=EDGE_TEXT, edge=True),
+        "edge text+scalar+edge+history": replace(
+            base, text_fields=EDGE_TEXT, edge=True, edge_history=True
+        ),
     }
+
+
+def superset(model: str) -> FeatureSpec:
+    """Every column of every variant (featurised once; variants select columns)."""
+    specs = variants(model)
+    text = tuple(dict.fromkeys(f for s in specs.values() for f in s.text_fields))
+    return replace(specs["emb+scalar"], text_fields=text, edge=True, edge_history=True)
 
 
 def metrics(y: np.ndarray, p: np.ndarray, share: float) -> dict[str, float]:
@@ -108,7 +123,23 @@ def episode_folds(seeds: np.ndarray, k: int) -> list[np.ndarray]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--data", required=True, help="steps.jsonl / .parquet / run directory")
+    ap.add_argument(
+        "--data", required=True, action="append", help="steps.jsonl / .parquet / run dir(s)"
+    )
+    ap.add_argument(
+        "--val-data",
+        action="append",
+        default=[],
+        help="validation run(s), e.g. dev seeds (default: train seeds >= --val-from-seed)",
+    )
+    ap.add_argument(
+        "--labels",
+        default="agree",
+        choices=["agree", "replay"],
+        help="agree: the edge's action equals the cloud's; replay: its replayed cost "
+        "(as `hera train --labels replay`)",
+    )
+    ap.add_argument("--suite", default="twc", help="the environment replay labels play in")
     ap.add_argument("--out", required=True, help="where to write the router (.npz)")
     ap.add_argument("--val-from-seed", type=int, default=150, help="val = seeds >= this")
     ap.add_argument(
@@ -148,12 +179,30 @@ def main(argv: list[str] | None = None) -> int:
 
         torch.set_num_threads(args.threads)
 
-    states, y, seeds = imitation_dataset(iter_steps(args.data))
+    def labelled(paths: list[str]) -> tuple[list[RouteInput], np.ndarray, np.ndarray]:
+        records = [r for p in paths for r in iter_steps(p)]
+        if args.labels == "agree":
+            return imitation_dataset(records)
+        from langgraph_hera.envs import make_env
+        from langgraph_hera.policies.hera_rl import replay_labels
+
+        rl = replay_labels(records, lambda: make_env(args.suite))
+        return rl.states, rl.labels, rl.seeds
+
+    states, y, seeds = labelled(args.data)
     if not states:
         print(f"no labelled steps (with 'agree') in {args.data}", file=sys.stderr)
         return 1
-    uniq = sorted(set(seeds.tolist()))
     val_mask = seeds >= args.val_from_seed
+    if args.val_data:
+        v_states, v_y, v_seeds = labelled(args.val_data)
+        states, y, seeds = (
+            states + v_states,
+            np.concatenate([y, v_y]),
+            np.concatenate([seeds, v_seeds]),
+        )
+        val_mask = np.arange(len(states)) >= len(states) - len(v_states)
+    uniq = sorted(set(seeds.tolist()))
     if val_mask.all() or not val_mask.any():
         cut = uniq[min(int(round(len(uniq) * (1 - args.val_frac))), len(uniq) - 1)]
         print(f"--val-from-seed {args.val_from_seed} leaves a fold empty: val = seeds >= {cut}")
@@ -186,11 +235,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.variant not in specs:
             print(f"--variant {args.variant!r}: one of {', '.join(specs)}", file=sys.stderr)
             return 2
-        superset = specs["emb(+edge text)+scalar+edge"]
+        every = superset(model)
         t0 = time.perf_counter()
-        x_all = HeraFeaturizer(superset).transform(states)
+        x_all = HeraFeaturizer(every).transform(states)
         print(f"{model}: featurised {len(states)} states in {time.perf_counter() - t0:.1f} s")
-        names = superset.names()
+        names = every.names()
         for vname, spec in specs.items():
             cols = columns(spec, names)
             x = x_all[:, cols]

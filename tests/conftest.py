@@ -1,8 +1,11 @@
-"""Shared test helpers: a scripted fake chat model and a tiny deterministic text environment."""
+"""Shared test helpers: a scripted fake chat model, a tiny deterministic text environment, and
+recordings of real games with a scripted edge."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -137,3 +140,35 @@ def scripted() -> Callable[..., ScriptedChat]:
         return ScriptedChat(script=list(script), name_=name, fail=fail)
 
     return make
+
+
+def write_wasteful_edge_recording(path: Path, seeds: Sequence[int], suite: str = "twc") -> None:
+    """An ``--also-edge``-shaped recording of real games: the expert (stand-in cloud) acts; the
+    "edge" proposes the expert's action at even steps and wastes a step (``look around``) at
+    odd ones. Needs TextWorldExpress."""
+    from langgraph_hera.envs import make_env
+
+    rows: list[dict[str, Any]] = []
+    env = make_env(suite)
+    try:
+        for seed in seeds:
+            step = env.reset(seed)
+            for t in range(30):
+                expert = env.expert_action()
+                edge = "look around" if t % 2 else expert
+                rows.append({
+                    "suite": suite, "seed": seed, "policy": "always-cloud", "step": t,
+                    "task": step.task, "observation": step.observation,
+                    "valid_actions": step.valid_actions, "target": "cloud", "action": expert,
+                    "action_valid": True, "cloud_action": expert, "edge_action": edge,
+                    "edge_valid": True, "edge_logprob": -0.5, "agree": edge == expert,
+                    "episode_success": True,
+                })  # fmt: skip
+                step = env.step(expert)
+                rows[-1]["next_observation"] = step.observation
+                if step.done:
+                    break
+    finally:
+        env.close()
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "steps.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))

@@ -355,11 +355,14 @@ class TextWorldExpressEnv:
         fold = fold_of(int(seed))
         # The game (and its parameters) was loaded once in __init__: no reload per reset.
         obs, info = self._env.reset(seed=int(seed), gameFold=fold, generateGoldPath=True)
-        self.seed = int(seed)
         self.gold = [a for a in self._env.getGoldActionSequence() if a != "look around"]
         self.history = []
         self._jvm_history = []
-        self._steps = None
+        if int(seed) != self.seed:
+            # The object plan and room map belong to the game: kept when the same seed is
+            # reset again (replays of recorded states reset it once per state).
+            self._steps = None
+        self.seed = int(seed)
         self._route = None
         self._dead = None
         self.last_plan = None

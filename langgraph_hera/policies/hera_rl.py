@@ -300,7 +300,8 @@ def deviation_values(
             seed = int(rec["seed"])
 
             to_go_cloud = _cloud_to_go(env, _replay_to(env, seed, ep[:t]), budget)
-            _replay_to(env, seed, ep[:t])
+            if not hasattr(env, "last_plan"):
+                _replay_to(env, seed, ep[:t])  # the expert was played out: back to the state
             edge_step = env.step(str(rec["edge_action"]))
             to_go_edge = _cloud_to_go(env, edge_step, budget)
             out.append(

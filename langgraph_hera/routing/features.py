@@ -19,12 +19,16 @@ def message_text(message: BaseMessage) -> str:
     return text
 
 
+def _norm(text: Any) -> str:
+    return " ".join(str(text or "").lower().split())
+
+
 def _repeats(items: Sequence[str]) -> int:
     """How many times the last item occurred before (0 when new)."""
     if not items:
         return 0
-    last = " ".join(items[-1].lower().split())
-    return sum(" ".join(i.lower().split()) == last for i in items[:-1])
+    last = _norm(items[-1])
+    return sum(_norm(i) == last for i in items[:-1])
 
 
 def route_input_from_messages(
@@ -68,10 +72,9 @@ def route_input_from_state(state: Mapping[str, Any]) -> RouteInput:
         ri.edge_action = proposal.get("action")
         ri.edge_logprob = proposal.get("logprob")
         ri.extra["edge_action_valid"] = bool(proposal.get("valid"))
-        edge = " ".join(str(ri.edge_action or "").lower().split())
+        edge = _norm(ri.edge_action)
         ri.extra["edge_action_done_before"] = sum(
-            " ".join(str(r.get("action") or "").lower().split()) == edge
-            for r in state.get("trajectory") or []
+            _norm(r.get("action")) == edge for r in state.get("trajectory") or []
         )
     if "action_valid" in state:
         ri.extra["last_action_valid"] = bool(state["action_valid"])

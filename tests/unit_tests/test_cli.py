@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from langgraph_hera.cli import main
+from tests.conftest import write_wasteful_edge_recording
 
 pytest.importorskip("textworld_express")
 
@@ -120,41 +121,13 @@ def test_train_imitation_router_and_refuse_non_train_seeds(tmp_path, capsys) -> 
 def test_train_with_replay_labels_on_real_twc_games(tmp_path, capsys) -> None:
     """--labels replay: edge proposals are replayed in the real game, the expert continuing."""
     pytest.importorskip("textworld_express")
-    from langgraph_hera.envs import make_env
     from langgraph_hera.policies import HeraRouter
-
-    def record(path, seeds) -> None:
-        rows = []
-        env = make_env("twc")
-        try:
-            for seed in seeds:
-                step = env.reset(seed)
-                for t in range(30):
-                    expert = env.expert_action()
-                    # The edge wastes a step (look around) at odd steps, else agrees.
-                    edge = "look around" if t % 2 else expert
-                    rows.append({
-                        "suite": "twc", "seed": seed, "policy": "always-cloud", "step": t,
-                        "task": step.task, "observation": step.observation,
-                        "valid_actions": step.valid_actions, "target": "cloud",
-                        "action": expert, "action_valid": True, "cloud_action": expert,
-                        "edge_action": edge, "edge_valid": True, "edge_logprob": -0.5,
-                        "agree": edge == expert, "episode_success": True,
-                    })  # fmt: skip
-                    step = env.step(expert)
-                    rows[-1]["next_observation"] = step.observation
-                    if step.done:
-                        break
-        finally:
-            env.close()
-        path.mkdir(parents=True, exist_ok=True)
-        (path / "steps.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
 
     # Seeds whose expert plans are the same in every process (seed 1's are not: the gold path
     # the expert starts from comes in a different order from some game instances, and one of
     # its continuations is two steps shorter -- a known expert quirk, see BENCHMARKS).
-    record(tmp_path / "train", [0, 2])
-    record(tmp_path / "dev", [10000])
+    write_wasteful_edge_recording(tmp_path / "train", [0, 2])
+    write_wasteful_edge_recording(tmp_path / "dev", [10000])
     out = tmp_path / "router.npz"
     rc = main([
         "train", "--data", str(tmp_path / "train"), "--dev-data", str(tmp_path / "dev"),

@@ -74,6 +74,20 @@ def test_reset_step_and_valid_actions(twc) -> None:
     assert twc.reset(10000).observation == first.observation
 
 
+def test_the_expert_plans_a_game_once_across_resets_of_its_seed(twc, monkeypatch) -> None:
+    calls = []
+    prepare = type(twc)._prepare
+    monkeypatch.setattr(twc, "_prepare", lambda: (calls.append(twc.seed), prepare(twc)))
+    twc.reset(10001)
+    plan = twc.expert_action()
+    twc.step(plan)
+    twc.reset(10001)  # e.g. replaying recorded states: one reset per state
+    assert twc.expert_action() == plan and twc.history == []
+    twc.reset(10002)
+    twc.expert_action()
+    assert calls == [10001, 10002]
+
+
 @pytest.mark.parametrize("suite", list(TWX_GAMES))
 def test_expert_wins_from_the_start(envs, suite: str) -> None:
     env = envs(suite)
