@@ -3,8 +3,9 @@ recordings of real games with a scripted edge."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -172,3 +173,91 @@ def write_wasteful_edge_recording(path: Path, seeds: Sequence[int], suite: str =
         env.close()
     path.mkdir(parents=True, exist_ok=True)
     (path / "steps.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def _initdb() -> Path | None:
+    """PostgreSQL's ``initdb``: Debian's newest ``/usr/lib/postgresql/N/bin``, else on PATH."""
+    import re
+    import shutil
+
+    debian = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/initdb"),
+        key=lambda p: [int(x) for x in re.findall(r"\d+", p.parts[-3])],
+    )
+    if debian:
+        return debian[-1]
+    found = shutil.which("initdb")
+    return Path(found) if found else None
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """A real PostgreSQL server for the session: a fresh cluster in a temp dir, trust auth, on a
+    free loopback port. Yields its base URL (``postgresql://postgres@127.0.0.1:PORT``).
+
+    Skips (with the reason) where PostgreSQL or the Python driver is not installed, or the
+    cluster does not start. As root, the server runs as the ``postgres`` user (PostgreSQL refuses
+    to run as root).
+    """
+    import os
+    import pwd
+    import shutil
+    import socket
+    import subprocess
+    import tempfile
+
+    if importlib.util.find_spec("psycopg") is None or (
+        importlib.util.find_spec("langgraph.checkpoint.postgres") is None
+    ):
+        pytest.skip("pip install 'langgraph-hera[postgres]' (langgraph-checkpoint-postgres)")
+    initdb = _initdb()
+    if initdb is None:
+        pytest.skip("PostgreSQL is not installed (apt-get install -y postgresql)")
+    as_user: list[str] = []
+    # Not under pytest's tmp dir: that is private to the user running pytest (0700).
+    root = Path(tempfile.mkdtemp(prefix="hera-pg-"))
+    if os.geteuid() == 0:
+        try:
+            pw = pwd.getpwnam("postgres")
+        except KeyError:
+            shutil.rmtree(root)
+            pytest.skip("running as root and there is no 'postgres' user to run PostgreSQL as")
+        as_user = ["runuser", "-u", "postgres", "--"]
+        os.chown(root, pw.pw_uid, pw.pw_gid)
+    data, log = root / "data", root / "server.log"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    bindir = initdb.parent
+
+    def run(*cmd: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*as_user, *cmd], capture_output=True, text=True, timeout=120)
+
+    done = run(str(initdb), "-D", str(data), "-U", "postgres", "-A", "trust", "--no-sync")
+    if done.returncode != 0:
+        shutil.rmtree(root, ignore_errors=True)
+        pytest.skip(f"initdb failed: {(done.stderr or done.stdout)[-800:]}")
+    opts = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"
+    done = run(str(bindir / "pg_ctl"), "-D", str(data), "-l", str(log), "-o", opts, "-w", "start")
+    if done.returncode != 0:
+        tail = log.read_text()[-800:] if log.exists() else done.stderr
+        shutil.rmtree(root, ignore_errors=True)
+        pytest.skip(f"PostgreSQL did not start: {tail}")
+    try:
+        yield f"postgresql://postgres@127.0.0.1:{port}"
+    finally:
+        run(str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop")
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> str:
+    """A fresh, empty database on the session's PostgreSQL server; its connection URL."""
+    import uuid
+
+    import psycopg
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(f"{postgres_server}/postgres", autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return f"{postgres_server}/{name}?sslmode=disable"

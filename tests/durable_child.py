@@ -1,4 +1,7 @@
-"""Child process of the durable-run test: plays one long episode with checkpoints, slowly."""
+"""Child process of the durable-run tests: plays one long episode with checkpoints, slowly.
+
+``python durable_child.py OUT DELAY [CHECKPOINT]``: CHECKPOINT is a PostgreSQL URL (default: the
+SQLite file ``OUT/checkpoints.sqlite``)."""
 
 from __future__ import annotations
 
@@ -23,14 +26,20 @@ class Slow(ScriptedChat):
         return super()._generate(messages, stop, run_manager, **kwargs)
 
 
-def runner(out: Path, delay: float, edge: ScriptedChat, cloud: ScriptedChat) -> EpisodeRunner:
+def runner(
+    out: Path,
+    delay: float,
+    edge: ScriptedChat,
+    cloud: ScriptedChat,
+    checkpoint: str | None = None,
+) -> EpisodeRunner:
     return EpisodeRunner(
         env_factory=lambda: CounterEnv(goal=GOAL),
         edge=edge,
         cloud_factory=lambda env: cloud,
         policy_factory=lambda: RandomPolicy(0.5, seed=1),
         out_dir=out,
-        checkpoint_path=out / "checkpoints.sqlite",
+        checkpoint_path=checkpoint or out / "checkpoints.sqlite",
         max_steps=GOAL + 10,
     )
 
@@ -39,4 +48,4 @@ if __name__ == "__main__":
     out = Path(sys.argv[1])
     slow = float(sys.argv[2])
     models = Slow(script=["inc"], delay=slow), Slow(script=["inc"], name_="gpt-4o", delay=slow)
-    runner(out, slow, *models).run([0])
+    runner(out, slow, *models, checkpoint=sys.argv[3] if len(sys.argv) > 3 else None).run([0])

@@ -14,6 +14,7 @@ from typing import Any
 from langgraph_hera.accounting.ledger import DEFAULT_EDGE_PARAMS, CostLedger
 from langgraph_hera.accounting.pricing import Pricing
 from langgraph_hera.envs.base import TextEnv
+from langgraph_hera.evaluation._checkpointer import is_postgres_url, open_async_checkpointer
 from langgraph_hera.evaluation.trajectory import write_parquet
 from langgraph_hera.policies.base import RoutingPolicy
 from langgraph_hera.routing.decoding import check_decoding
@@ -162,11 +163,14 @@ class EpisodeRunner:
             tracked so that verdicts can be scored.
         label: The policy column of the results (default: the policy's name, or
             ``<mode>-T<verify_every>`` for supervised runs).
-        checkpoint_path: Durable runs: a SQLite file where every episode's graph state is
-            checkpointed after each step (thread ``<label>:<suite>:<seed>``). A run killed at any
-            point resumes each unfinished episode from its last completed step: the environment
-            is replayed to that step and the graph continues, so no step is lost or counted twice
-            (a model call in flight at the kill is paid but not in the ledger).
+        checkpoint_path: Durable runs: where every episode's graph state is checkpointed after
+            each step: a SQLite file (thread ``<label>:<suite>:<seed>``), or a PostgreSQL URL
+            (``postgresql://user:pass@host:5432/db``; needs the ``postgres`` extra) shared by
+            many runs, so there the threads are ``<run id>:<label>:<suite>:<seed>`` with the run
+            id kept in ``out_dir/run_id`` (a fresh one per run without ``out_dir``). A run killed
+            at any point resumes each unfinished episode from its last completed step: the
+            environment is replayed to that step and the graph continues, so no step is lost or
+            counted twice (a model call in flight at the kill is paid but not in the ledger).
         edge_decoding: How the edge is held to the valid actions: ``"choice"``, ``"rank"`` or
             ``"free"`` (`langgraph_hera.routing.decoding`).
     """
@@ -189,6 +193,7 @@ class EpisodeRunner:
     checkpoint_path: Path | str | None = None
     edge_decoding: str = "choice"
     _saver: Any = field(default=None, init=False, repr=False)  # the open checkpointer
+    _thread_prefix: str = field(default="", init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.policy_factory is None and self.supervision is None:
@@ -268,7 +273,8 @@ class EpisodeRunner:
         try:
             inp: dict[str, Any] | None = {"seed": seed}
             if self._saver is not None:
-                config["configurable"] = {"thread_id": f"{label}:{env.suite}:{seed}"}
+                thread = f"{self._thread_prefix}{label}:{env.suite}:{seed}"
+                config["configurable"] = {"thread_id": thread}
                 inp = await self._resume_point(agent, config, env, seed)
             out = await agent.ainvoke(inp, config, context=ctx)  # type: ignore[arg-type]
             error = out.get("halt")
@@ -361,10 +367,9 @@ class EpisodeRunner:
 
         try:
             if self.checkpoint_path is not None:
-                from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
-
-                Path(self.checkpoint_path).parent.mkdir(parents=True, exist_ok=True)
-                async with AsyncSqliteSaver.from_conn_string(str(self.checkpoint_path)) as saver:
+                shared = is_postgres_url(self.checkpoint_path)  # threads of many runs
+                self._thread_prefix = self._run_id() + ":" if shared else ""
+                async with open_async_checkpointer(self.checkpoint_path) as saver:
                     self._saver = saver
                     try:
                         await asyncio.gather(*(one(s) for s in todo))
@@ -378,6 +383,18 @@ class EpisodeRunner:
             if self.out_dir is not None and todo and (self.out_dir / "steps.jsonl").exists():
                 write_parquet(self.out_dir / "steps.jsonl")
         return [done[s] for s in seeds]
+
+    def _run_id(self) -> str:
+        """This run's id in a shared checkpoint store: kept in ``out_dir/run_id`` so that the same
+        command resumes the same threads."""
+        import uuid
+
+        if self.out_dir is None:
+            return uuid.uuid4().hex
+        path = self.out_dir / "run_id"
+        if not path.exists():
+            path.write_text(uuid.uuid4().hex + "\n")
+        return path.read_text().strip()
 
     def run(
         self, seeds: Sequence[int], *, on_episode: Callable[[EpisodeResult], None] | None = None
