@@ -225,6 +225,23 @@ def _with_point_progress(points: Sequence[Any], total: int, run: Any) -> None:
         run(advance)
 
 
+def _postgres_url(value: str) -> str:
+    """``--durable URL``: a PostgreSQL URL (the value is not echoed: it may hold a password)."""
+    if not value.startswith(("postgresql://", "postgres://")):
+        raise argparse.ArgumentTypeError(
+            "expected a PostgreSQL URL like postgresql://USER:PASS@HOST:5432/DB "
+            "(or no value: OUT/checkpoints.sqlite)"
+        )
+    return value
+
+
+def _checkpoint_target(durable: bool | str, out_dir: Path) -> Path | str | None:
+    """Where ``--durable`` checkpoints: nowhere, the run's SQLite file, or a PostgreSQL URL."""
+    if not durable:
+        return None
+    return durable if isinstance(durable, str) else out_dir / "checkpoints.sqlite"
+
+
 def _run(args: argparse.Namespace) -> int:
     from langgraph_hera.envs import FOLD_SEEDS, make_env
     from langgraph_hera.evaluation.runner import EpisodeRunner, summarize
@@ -261,7 +278,7 @@ def _run(args: argparse.Namespace) -> int:
         cloud_is_stand_in=models.stand_in,
         edge_health=models.edge_health,
         also_edge=also_edge,
-        checkpoint_path=out_dir / "checkpoints.sqlite" if args.durable else None,
+        checkpoint_path=_checkpoint_target(args.durable, out_dir),
         edge_decoding=args.edge_decoding,
     )
     try:
@@ -767,8 +784,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--durable",
-        action="store_true",
-        help="checkpoint every step (OUT/checkpoints.sqlite): a killed run resumes mid-episode",
+        nargs="?",
+        const=True,
+        default=False,
+        type=_postgres_url,
+        metavar="POSTGRES_URL",
+        help="checkpoint every step (OUT/checkpoints.sqlite, or a PostgreSQL database given as "
+        "postgresql://USER:PASS@HOST:5432/DB): a killed run resumes mid-episode",
     )
     run.set_defaults(func=_run, also_edge=False)
 
@@ -788,8 +810,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     record.add_argument(
         "--durable",
-        action="store_true",
-        help="checkpoint every step (OUT/checkpoints.sqlite): a killed run resumes mid-episode",
+        nargs="?",
+        const=True,
+        default=False,
+        type=_postgres_url,
+        metavar="POSTGRES_URL",
+        help="checkpoint every step (OUT/checkpoints.sqlite, or a PostgreSQL database given as "
+        "postgresql://USER:PASS@HOST:5432/DB): a killed run resumes mid-episode",
     )
     record.set_defaults(func=_run)
 
