@@ -77,3 +77,22 @@ def test_kills_at_random_points_never_lose_or_repeat_a_step(tmp_path: Path) -> N
         lines = (out / "steps.jsonl").read_text().splitlines()
         assert result.success, f"run {run}: {result}"
         assert [json.loads(line)["step"] for line in lines] == list(range(GOAL)), f"run {run}"
+
+
+def test_durable_flag_takes_an_optional_postgres_url(tmp_path: Path, capsys) -> None:
+    import pytest
+
+    from langgraph_hera.cli import _checkpoint_target, build_parser
+
+    parser = build_parser()
+    url = "postgresql://hera:secret@db:5432/runs"
+    assert parser.parse_args(["run"]).durable is False
+    assert parser.parse_args(["run", "--durable", "--episodes", "2"]).durable is True
+    assert parser.parse_args(["record", "--durable", url]).durable == url
+    assert _checkpoint_target(False, tmp_path) is None
+    assert _checkpoint_target(True, tmp_path) == tmp_path / "checkpoints.sqlite"
+    assert _checkpoint_target(url, tmp_path) == url
+    with pytest.raises(SystemExit):
+        parser.parse_args(["run", "--durable", "mysql://root:hunter2@db/x"])
+    err = capsys.readouterr().err
+    assert "expected a PostgreSQL URL" in err and "hunter2" not in err
