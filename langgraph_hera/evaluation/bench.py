@@ -32,6 +32,7 @@ from langgraph_hera.evaluation.runner import EpisodeResult, EpisodeRunner, _done
 from langgraph_hera.evaluation.trajectory import iter_steps
 from langgraph_hera.policies import available_policies, get_policy
 from langgraph_hera.policies.base import parse_policy_kwargs
+from langgraph_hera.policies.langchain_router import LangChainRouter
 from langgraph_hera.secrets import get_logger
 
 logger = get_logger(__name__)
@@ -41,9 +42,21 @@ SWEEPS: dict[str, list[dict[str, Any]]] = {
     "random": [{"p": p} for p in (0.25, 0.5, 0.75)],
     "threshold": [{"threshold": t} for t in (0.5, 0.9)],
     "task-level": [{"threshold": t} for t in (0.3, 0.5, 0.7)],
+    "langchain-router": [{"threshold": t} for t in (0.3, 0.5, 0.7)],
     # The file's calibrated threshold, then one lower and one higher.
     "hera": [{}, {"threshold": 0.35}, {"threshold": 0.7}],
 }
+
+#: What the reports call a policy, when not its registry name (``title (label)`` per point).
+TITLES: dict[str, str] = {LangChainRouter.name: LangChainRouter.title}
+
+
+def _title(policy: str, label: str | None = None) -> str:
+    """``Title (label)`` for a titled policy (the label alone for the others)."""
+    title = TITLES.get(policy)
+    if title is None:
+        return label or policy
+    return f"{title} ({label or policy})"
 
 
 @dataclass(frozen=True)
@@ -205,7 +218,15 @@ def write_report(out_dir: str | Path, *, title: str | None = None) -> dict[str, 
         if not res:
             continue
         s = summarize(res)
-        rows.append({"label": p["label"], "policy": p["policy"], "kwargs": p["kwargs"], **s})
+        rows.append(
+            {
+                "label": p["label"],
+                "policy": p["policy"],
+                "title": _title(p["policy"], p["label"]),
+                "kwargs": p["kwargs"],
+                **s,
+            }
+        )
     by_label = {r["label"]: r for r in rows}
     edge_s = by_label.get("always-edge", {}).get("success", float("nan"))
     cloud_s = by_label.get("always-cloud", {}).get("success", float("nan"))
@@ -236,7 +257,7 @@ def write_report(out_dir: str | Path, *, title: str | None = None) -> dict[str, 
 
     with (out / "results.csv").open("w", newline="") as f:
         cols = [
-            "label", "policy", "kwargs", "episodes", "success", "pct_of_cloud", "pgr",
+            "label", "policy", "title", "kwargs", "episodes", "success", "pct_of_cloud", "pgr",
             "cloud_share", "mean_steps", "cloud_usd", "edge_tokens", "cloud_tokens",
             "edge_energy_j", "router_ms_per_step", "failed_episodes", "cloud_is_stand_in",
         ]  # fmt: skip
@@ -278,7 +299,7 @@ def _markdown(
     ]
     for r in rows:
         lines.append(
-            f"| {r['label']} | {_fmt(r['success'])} | {_fmt(r['pct_of_cloud'])} | "
+            f"| {r['title']} | {_fmt(r['success'])} | {_fmt(r['pct_of_cloud'])} | "
             f"{_fmt(r['pgr'])} | {_fmt(r['cloud_share'])} | {r['cloud_usd']:.4f} | "
             f"{r['router_ms_per_step']:.3f} | {r['failed_episodes']} |"
         )
@@ -286,7 +307,7 @@ def _markdown(
         lines += ["", "| policy | APGR | CPT(50%) | CPT(70%) | CPT(90%) |", "|---|---|---|---|---|"]
         for name, m in families.items():
             lines.append(
-                f"| {name} | {_fmt(m['apgr'], pct=False)} | {_fmt(m['cpt50'])} | "
+                f"| {_title(name)} | {_fmt(m['apgr'], pct=False)} | {_fmt(m['cpt50'])} | "
                 f"{_fmt(m['cpt70'])} | {_fmt(m['cpt90'])} |"
             )
     if oracle:
@@ -321,7 +342,8 @@ def _plot(
     for name in dict.fromkeys(r["policy"] for r in rows):
         pts = sorted((r["cloud_share"], r["success"]) for r in rows if r["policy"] == name)
         xs, ys = zip(*pts, strict=True)
-        ax.plot(xs, ys, marker="o", linestyle="-" if len(pts) > 1 else "none", label=name)
+        style = "-" if len(pts) > 1 else "none"
+        ax.plot(xs, ys, marker="o", linestyle=style, label=TITLES.get(name, name))
     if frontier:
         xs, ys = zip(*((p.cloud_share, p.success) for p in frontier), strict=True)
         ax.step(xs, ys, where="post", color="black", linestyle="--", label="oracle frontier")
