@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from langchain_core.messages import BaseMessage
 
+from langgraph_hera.accounting._markers import is_cache_hit
+from langgraph_hera.accounting._tokens import TokenCounter
 from langgraph_hera.accounting.pricing import Pricing, edge_energy_joules
 from langgraph_hera.state import LedgerEntry
 
@@ -14,20 +16,23 @@ from langgraph_hera.state import LedgerEntry
 DEFAULT_EDGE_PARAMS = 134.5e6
 
 
-def _usage(message: BaseMessage | None) -> tuple[int, int, int]:
-    """(input, cached, output) tokens from a message's ``usage_metadata`` (zeros if absent)."""
+def _usage(message: BaseMessage | None) -> tuple[int, int, int] | None:
+    """(input, cached, output) tokens from a message's ``usage_metadata``; ``None`` when the
+    reply reports none (absent, or all zeros: a reply is never zero tokens)."""
     usage = getattr(message, "usage_metadata", None) or {}
     details = usage.get("input_token_details") or {}
-    return (
+    counts = (
         int(usage.get("input_tokens", 0) or 0),
         int(details.get("cache_read", 0) or 0),
         int(usage.get("output_tokens", 0) or 0),
     )
+    return counts if counts[0] or counts[2] else None
 
 
-def _model_name(message: BaseMessage | None, fallback: str) -> str:
+def _reported_name(message: BaseMessage | None) -> str | None:
     meta = getattr(message, "response_metadata", None) or {}
-    return str(meta.get("model_name") or meta.get("model") or fallback)
+    name = meta.get("model_name") or meta.get("model")
+    return str(name) if name else None
 
 
 def entry_from_message(
@@ -42,41 +47,69 @@ def entry_from_message(
     ops_per_joule: float = 1.5e12,
     error: str | None = None,
     side: str | None = None,
+    prompt: Sequence[BaseMessage] | None = None,
 ) -> LedgerEntry:
     """Build the ledger entry for one model call.
 
-    Cloud calls are priced with ``pricing``; edge calls cost no USD and are charged
-    edge energy E = 2N(n_p + n_d)/eta instead.
+    Cloud calls are priced with ``pricing``, looked up by the configured name ``model`` first
+    and then by the name the reply reports (see `Pricing.resolve`); edge calls cost no USD and
+    are charged edge energy E = 2N(n_p + n_d)/eta instead.
+
+    A reply without ``usage_metadata`` (OpenAI-compatible servers under ``stream_mode=
+    "messages"``, llama.cpp streams) is never free: its output tokens are counted from the reply
+    (text, reasoning and tool calls) and its input tokens from ``prompt``, with tiktoken when the
+    encoding is available offline, else chars/4 (see ``accounting/_tokens.py``).
 
     Args:
         message: The model's reply (its ``usage_metadata`` is read); ``None`` for a failed call.
         step: Agent step index.
         target: ``"edge"``, ``"cloud"`` or ``"supervisor"``.
         latency_ms: Wall time of the call.
-        pricing: Cloud prices (default GPT-4o list price).
-        model: Model name used when the reply does not name one.
+        pricing: Cloud prices (default: `Pricing()`, the shipped list prices).
+        model: The configured model name: priced first, and recorded when the reply does not
+            name one.
         edge_params: Edge model parameter count N.
         ops_per_joule: Edge hardware efficiency eta.
         error: The error of a failed call.
         side: Where the model runs, ``"edge"`` or ``"cloud"`` (default: ``"edge"`` for the edge
             target, else ``"cloud"``): a supervisor on the edge (the reverse-role setting) is
             charged energy, not USD.
-    """
-    n_in, n_cached, n_out = _usage(message)
-    name = _model_name(message, model)
-    # A reply served from the proposal cache cost nothing now. (Imported here: the models
-    # package imports this module.)
-    from langgraph_hera.models.cache import is_cache_hit
+        prompt: The messages sent, used only to count input tokens when the reply reports no
+            usage (without it, such an entry has 0 input tokens).
 
+    Returns:
+        The entry. Beyond the `LedgerEntry` fields it may carry ``error``, ``cache_hit``, and:
+        ``price_source`` (cloud side: ``"table"``, ``"default"`` or ``"unknown"``),
+        ``priced_as`` (the listed name used, when ``"table"``), ``usage_estimated`` (True when
+        the counts were estimated) with ``usage_estimator`` (``"tiktoken:<encoding>"`` or
+        ``"chars/4"``).
+    """
+    configured = model if model and model != "unknown" else None
+    reported = _reported_name(message)
+    name = reported or model
+    usage = _usage(message)
+    estimator: str | None = None
+    if usage is None and message is not None:
+        counter = TokenCounter(configured, reported)
+        n_in = counter.prompt(prompt) if prompt else 0
+        usage, estimator = (n_in, 0, counter.reply(message)), counter.method
+    n_in, n_cached, n_out = usage or (0, 0, 0)
+    # A reply served from the proposal cache cost no edge energy now.
     hit = message is not None and is_cache_hit(message)
+    extra: dict[str, Any] = {}
     if (side or ("edge" if target == "edge" else "cloud")) == "edge":
         usd = 0.0
         energy = 0.0 if hit else edge_energy_joules(edge_params, n_in, n_out, ops_per_joule)
     else:
-        usd = (pricing or Pricing()).cost(
-            name, input_tokens=n_in, output_tokens=n_out, cached_tokens=min(n_cached, n_in)
+        prices = pricing or Pricing()
+        match = prices.resolve(configured, reported)
+        usd = prices.cost(
+            match.price, input_tokens=n_in, output_tokens=n_out, cached_tokens=min(n_cached, n_in)
         )
         energy = 0.0
+        extra["price_source"] = match.source
+        if match.priced_as is not None:
+            extra["priced_as"] = match.priced_as
     entry = LedgerEntry(
         step=step,
         target=target,
@@ -93,6 +126,11 @@ def entry_from_message(
         entry["error"] = error
     if hit:
         entry["cache_hit"] = True
+    if estimator is not None:
+        extra["usage_estimated"] = True
+        extra["usage_estimator"] = estimator
+    # Keys the LedgerEntry TypedDict does not declare yet (NotRequired, to be added there).
+    entry.update(extra)  # type: ignore[typeddict-item]
     return entry
 
 

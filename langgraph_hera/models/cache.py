@@ -37,6 +37,7 @@ from langchain_core.caches import RETURN_VAL_TYPE, BaseCache
 from langchain_core.messages import BaseMessage, message_to_dict, messages_from_dict
 from langchain_core.outputs import ChatGeneration, Generation
 
+from langgraph_hera.accounting._markers import CACHE_HIT_KEY, is_cache_hit, mark_cache_hit
 from langgraph_hera.secrets import get_logger
 
 logger = get_logger(__name__)
@@ -48,9 +49,6 @@ __all__ = [
     "ProposalCacheError",
     "is_cache_hit",
 ]
-
-CACHE_HIT_KEY = "hera_cache_hit"
-"""The ``response_metadata`` (and ``generation_info``) key set to True on cached answers."""
 
 DEFAULT_IGNORED_PARAMS: frozenset[str] = frozenset(
     {
@@ -89,18 +87,6 @@ _COLUMNS = ("key", "namespace", "value", "created_at")
 
 class ProposalCacheError(RuntimeError):
     """The cache file cannot be created, opened or used (the message names the file)."""
-
-
-def is_cache_hit(message: BaseMessage) -> bool:
-    """Whether ``message`` was served from a `ProposalCache`.
-
-    Args:
-        message: A message returned by a chat model.
-
-    Returns:
-        True when its ``response_metadata`` carries the ``hera_cache_hit`` marker.
-    """
-    return bool((getattr(message, "response_metadata", None) or {}).get(CACHE_HIT_KEY))
 
 
 class ProposalCache(BaseCache):
@@ -387,7 +373,7 @@ class ProposalCache(BaseCache):
             if item["kind"] == "chat":
                 (message,) = messages_from_dict([item["message"]])
                 message.id = f"hera-cache-{uuid.uuid4()}"
-                message.response_metadata = {**message.response_metadata, CACHE_HIT_KEY: True}
+                mark_cache_hit(message)
                 generations.append(ChatGeneration(message=message, generation_info=info))
             elif item["kind"] == "text":
                 generations.append(Generation(text=item["text"], generation_info=info))
