@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import time
 from abc import ABC, abstractmethod
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any, ClassVar, TypeVar
 
 from langgraph_hera.state import Decision, Target
@@ -150,28 +153,59 @@ def calibrate_threshold(scores: Sequence[float], cloud_share: float) -> float:
     """The threshold that sends ``cloud_share`` of ``scores`` to the cloud (score >= t).
 
     RouteLLM calibrates its routers this way: pick the score quantile on a dev set so that the
-    wanted fraction of queries lands on the strong model.
+    wanted fraction of queries lands on the strong model. Tied scores cannot be split, so the
+    achievable shares are 0 and, for each distinct score s, the share of scores >= s; the one
+    nearest ``cloud_share`` wins (compared exactly, as fractions), and of two equally near the
+    cheaper one, with fewer cloud steps. All-equal scores thus give 0 % below a share of 0.5
+    and 100 % above it.
+
+    Args:
+        scores: Dev-set scores, higher meaning "more likely needs the cloud"; finite numbers.
+        cloud_share: The wanted fraction of steps sent to the cloud, in [0, 1].
+
+    Returns:
+        A finite threshold (decisions stay JSON-serialisable): midway between the lowest score
+        sent to the cloud and the next lower one, the lowest score when all go to the cloud, or
+        above the highest score when none does.
 
     Raises:
-        ValueError: Empty ``scores`` or a share outside [0, 1].
+        ValueError: Empty ``scores``, a share outside [0, 1], or a score that is not a finite
+            number (the message gives its index and value).
+
+    Example:
+        >>> calibrate_threshold([0.5] * 10, 0.3)  # 0 % is nearer 30 % than 100 %
+        1.5
     """
     check_fraction("cloud_share", cloud_share)
     if len(scores) == 0:
         raise ValueError("cannot calibrate a threshold on an empty list of dev scores")
-    ordered = sorted((float(x) for x in scores), reverse=True)
-    k = round(cloud_share * len(ordered))
-    # Finite thresholds keep decisions JSON-serialisable (no Infinity in traces).
-    if k <= 0:
-        return ordered[0] + 1.0
-    if k >= len(ordered):
-        return ordered[-1]
-    if ordered[k - 1] > ordered[k]:
-        # Midway between the k-th highest score (sent to the cloud) and the next one.
-        return (ordered[k - 1] + ordered[k]) / 2.0
-    # Tied scores at the boundary cannot be split: take the cut whose share is closest.
-    tie = ordered[k]
-    above = sum(x > tie for x in ordered)
-    with_ties = sum(x >= tie for x in ordered)
-    if abs(with_ties - k) < abs(k - above) or above == 0:  # equal: the cheaper cut
-        return tie
-    return (tie + min(x for x in ordered if x > tie)) / 2.0
+    values: list[float] = []
+    for i, x in enumerate(scores):
+        try:
+            v = float(x)
+        except (TypeError, ValueError):
+            raise ValueError(f"scores[{i}] must be a finite number, got {x!r}") from None
+        if not math.isfinite(v):
+            raise ValueError(f"scores[{i}] must be a finite number, got {x!r}")
+        values.append(v)
+    n = len(values)
+    target = Fraction(cloud_share)
+    # cuts[j] = (cloud count, lowest score sent to the cloud), by decreasing threshold.
+    distinct = sorted(set(values), reverse=True)
+    counts = Counter(values)
+    cuts: list[tuple[int, float | None]] = [(0, None)]
+    for v in distinct:
+        cuts.append((cuts[-1][0] + counts[v], v))
+    # min() keeps the first of equals: cuts are in increasing cloud count, so the cheaper one.
+    j = min(range(len(cuts)), key=lambda i: abs(Fraction(cuts[i][0], n) - target))
+    lowest_cloud = cuts[j][1]
+    if lowest_cloud is None:  # none to the cloud: any t above the top score
+        top = distinct[0]
+        above = top + 1.0
+        return above if above > top else math.nextafter(top, math.inf)
+    if j == len(distinct):  # all to the cloud
+        return lowest_cloud
+    next_edge = distinct[j]  # the highest score left on the edge
+    mid = lowest_cloud / 2.0 + next_edge / 2.0
+    # Midway when representable strictly above the edge score, else the cloud score itself.
+    return mid if next_edge < mid <= lowest_cloud else lowest_cloud

@@ -1,6 +1,9 @@
 import math
+from fractions import Fraction
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from langgraph_hera.policies import (
     AlwaysCloud,
@@ -102,3 +105,70 @@ def test_task_level_router_save_load(tmp_path) -> None:
     (tmp_path / "bad.json").write_text('{"policy": "random"}')
     with pytest.raises(ValueError, match="not 'task-level'"):
         TaskLevelRouter.load(tmp_path / "bad.json")
+
+
+# -- calibrate_threshold: ties, extremes, bad scores (issue 18) ---------------------------------
+
+
+def _realised(scores: list[float], t: float) -> int:
+    return sum(s >= t for s in scores)
+
+
+def test_calibrate_all_equal_scores_takes_the_nearest_share_cheaper_on_a_tie() -> None:
+    flat = [0.5] * 10
+    # 30 % asked: 0 % is 0.3 away, 100 % is 0.7 away -> nothing to the cloud.
+    t = calibrate_threshold(flat, 0.3)
+    assert _realised(flat, t) == 0 and t == 1.5  # above the top score by 1
+    assert _realised(flat, calibrate_threshold(flat, 0.7)) == 10  # 0.3 away vs 0.7
+    assert _realised(flat, calibrate_threshold(flat, 0.5)) == 0  # 0.5 both ways: cheaper
+    assert _realised(flat, calibrate_threshold(flat, 0.0)) == 0
+    assert calibrate_threshold(flat, 1.0) == 0.5
+
+
+def test_calibrate_ties_at_the_boundary_break_toward_the_cheaper_cut() -> None:
+    tied = [0.9] * 3 + [0.5] * 4 + [0.1] * 3  # achievable shares 0, 0.3, 0.7, 1.0
+    assert _realised(tied, calibrate_threshold(tied, 0.5)) == 3  # 0.2 away both ways
+    assert calibrate_threshold(tied, 0.5) == pytest.approx(0.7)  # midway 0.9 / 0.5
+    assert _realised(tied, calibrate_threshold(tied, 0.55)) == 7  # 0.15 vs 0.25 away
+    # Same kind without ties: 0.375 * 4 = 1.5 cloud steps; 1 and 2 are equally near (the old
+    # round() went half-to-even, to 2): the cheaper cut, 1 step, threshold midway 4 / 3.
+    assert calibrate_threshold([1.0, 2.0, 3.0, 4.0], 0.375) == 3.5
+    # 0.25 of 10 is 2.5 steps: 2.
+    assert _realised(list(range(10)), calibrate_threshold(list(range(10)), 0.25)) == 2
+
+
+def test_calibrate_threshold_on_adjacent_floats_stays_exact() -> None:
+    hi = 1.0
+    lo = math.nextafter(hi, 0.0)  # no float lies strictly between them
+    t = calibrate_threshold([hi, lo], 0.5)
+    assert t == hi and _realised([hi, lo], t) == 1
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf"), "x", None])
+def test_calibrate_rejects_scores_that_are_not_finite_numbers(bad: object) -> None:
+    with pytest.raises(ValueError, match=r"scores\[2\] must be a finite number, got") as err:
+        calibrate_threshold([0.1, 0.2, bad, 0.4], 0.5)  # type: ignore[list-item]
+    assert repr(bad) in str(err.value)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    scores=st.lists(
+        st.one_of(
+            st.sampled_from([0.0, 0.25, 0.5, 1.0]),  # ties
+            st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False),
+        ),
+        min_size=1,
+        max_size=40,
+    ),
+    share=st.floats(0.0, 1.0),
+)
+def test_calibrate_threshold_realises_the_nearest_achievable_share(
+    scores: list[float], share: float
+) -> None:
+    t = calibrate_threshold(scores, share)
+    assert math.isfinite(t)
+    n = len(scores)
+    achievable = {0} | {_realised(scores, s) for s in scores}
+    best = min(achievable, key=lambda c: (abs(Fraction(c, n) - Fraction(share)), c))
+    assert _realised(scores, t) == best
