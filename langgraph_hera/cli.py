@@ -438,7 +438,8 @@ def _supervise(args: argparse.Namespace) -> int:
 
 def _profile(args: argparse.Namespace) -> int:
     from langgraph_hera.envs import FOLD_SEEDS, make_env
-    from langgraph_hera.policies.hera_scheduler import HeraScheduler, profile_tasks
+    from langgraph_hera.policies.hera_scheduler import HeraScheduler
+    from langgraph_hera.training.profiling import profile_tasks
 
     problem = _check_run_args(args)
     if problem:
@@ -481,7 +482,7 @@ def _profile(args: argparse.Namespace) -> int:
 def _adapt(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from langgraph_hera.adapt import AdaptConfig, examples_from_steps, train_adapter
+    from langgraph_hera.training.lora import AdaptConfig, examples_from_steps, train_adapter
 
     try:
         config = AdaptConfig(
@@ -508,7 +509,7 @@ def _adapt(args: argparse.Namespace) -> int:
     if args.base:
         base = Path(args.base)
     else:
-        from langgraph_hera.models._embedded import embedded_model_dir
+        from langgraph_hera.models.adapters import embedded_model_dir
 
         try:
             base = embedded_model_dir()
@@ -542,45 +543,24 @@ def _adapt(args: argparse.Namespace) -> int:
     return 0
 
 
-def _labelled(args: argparse.Namespace, records: list[dict], what: str) -> Any:
-    """(states, labels) of ``records`` by ``--labels``: agreement, or replayed deviation cost."""
-    from langgraph_hera.envs import make_env
-    from langgraph_hera.policies.hera import imitation_dataset
-    from langgraph_hera.policies.hera_rl import replay_labels
-
-    if args.labels == "agree":
-        states, labels, _ = imitation_dataset(records)
-        return states, labels
-
-    def progress(done: int, total: int) -> None:
-        if done == total or done % 100 == 0:
-            print(f"  replayed {done}/{total} {what} deviations", file=sys.stderr)
-
-    rl = replay_labels(
-        records,
-        lambda: make_env(args.suite),
-        lam=args.lam,
-        step_cost=args.step_cost,
-        on_progress=progress,
-    )
-    print(
-        f"{what}: {len(rl.states)} states: edge agreed with the cloud {rl.agreed}; replayed: "
-        f"free {rl.harmless}, at a cost {rl.costly}, fatal {rl.fatal}",
-        file=sys.stderr,
-    )
-    return rl.states, rl.labels
+def _say(line: str) -> None:
+    print(line, file=sys.stderr)
 
 
 def _train(args: argparse.Namespace) -> int:
+    """``hera train``: arguments -> `langgraph_hera.training.router`, the rollouts through the
+    episode runner, the results printed."""
     import asyncio
-    import itertools
-
-    import numpy as np
 
     from langgraph_hera.envs import FOLD_SEEDS, make_env
     from langgraph_hera.evaluation import EpisodeRunner, iter_steps, summarize
-    from langgraph_hera.policies.hera import FeatureSpec, HeraRouter, auc_score
-    from langgraph_hera.policies.hera_rl import ExploringPolicy, relabel
+    from langgraph_hera.policies.hera import FeatureSpec, HeraRouter
+    from langgraph_hera.training.router import (
+        RLConfig,
+        fit_imitation,
+        label_records,
+        run_rl_rounds,
+    )
 
     if args.rounds < 0:
         return _fail(f"--rounds must be >= 0, got {args.rounds}")
@@ -591,6 +571,15 @@ def _train(args: argparse.Namespace) -> int:
     text_fields = tuple(f.strip() for f in args.text_fields.split(",") if f.strip())
     dim = args.hash_dim
     try:
+        config = RLConfig(
+            rounds=args.rounds,
+            repeats=args.repeats,
+            explore=args.explore,
+            rl_weight=args.rl_weight,
+            labels=args.labels,
+            lam=args.lam,
+            step_cost=args.step_cost,
+        )
         spec = FeatureSpec(
             text_fields=text_fields,
             embedding_model=f"hashed-{dim}" if args.embedder == "hashed" else args.embedder,
@@ -605,32 +594,40 @@ def _train(args: argparse.Namespace) -> int:
     bad = sorted({int(r["seed"]) for r in records} - set(FOLD_SEEDS["train"]))
     if bad:
         return _fail(f"--data must hold train seeds only (0-999); found {bad[:5]}")
-    states, labels = _labelled(args, records, "train")
-    if not len(states):
-        return _fail("no replayed states in --data (record with `hera record --also-edge`)")
-    dev_states, dev_labels = _labelled(args, dev, "dev") if dev else (states, labels)
-    router = HeraRouter(spec=spec, hidden=args.hidden, edge_model=args.edge_id)
-    router.fit(states, labels)
-    share = args.target_cloud_share
-    if share is None:
-        share = float(np.mean(labels))
-    router.calibrate(dev_states, share)
 
-    def report(stage: str) -> None:
-        auc = auc_score(dev_labels, router.predict_proba(dev_states))
-        print(
-            f"{stage}: {len(states)} states, {np.mean(labels):.1%} need the cloud; "
-            f"{'dev' if dev else 'train'} AUC {auc:.3f}; threshold {router.threshold:.3f} for "
-            f"a {share:.0%} cloud share on {'dev' if dev else 'train'} states",
-            file=sys.stderr,
+    def env_factory() -> Any:
+        return make_env(args.suite)
+
+    def labelled(recs: list[dict], what: str) -> Any:
+        return label_records(
+            recs,
+            labels=args.labels,
+            env_factory=env_factory,
+            lam=args.lam,
+            step_cost=args.step_cost,
+            what=what,
+            on_message=_say,
         )
 
-    report("stage 1 (imitation)")
+    states, labels = labelled(records, "train")
+    if not len(states):
+        return _fail("no replayed states in --data (record with `hera record --also-edge`)")
+    dev_states, dev_labels = labelled(dev, "dev") if dev else (None, None)
+    router = HeraRouter(spec=spec, hidden=args.hidden, edge_model=args.edge_id)
+    run = fit_imitation(
+        router,
+        states,
+        labels,
+        dev_states=dev_states,
+        dev_labels=dev_labels,
+        cloud_share=args.target_cloud_share,
+    )
+    _say(run.report("stage 1 (imitation)"))
     if args.rounds:
         # The imitation-only router too, for the IL vs IL+RL ablation.
         il_path = Path(args.out).with_name(Path(args.out).stem + "-il.npz")
-        router.info.update({"rounds": 0, "labels": args.labels, "cloud_share": share})
-        print(f"stage-1 router: {router.save(il_path)}", file=sys.stderr)
+        router.info.update({"rounds": 0, "labels": args.labels, "cloud_share": run.cloud_share})
+        _say(f"stage-1 router: {router.save(il_path)}")
         out_dir = Path(args.rollout_dir or Path(args.out).with_suffix(".rollouts"))
         seeds = list(FOLD_SEEDS["train"])[args.offset : args.offset + args.episodes]
         models = _Models(args)
@@ -638,61 +635,35 @@ def _train(args: argparse.Namespace) -> int:
             models.start()
         except Exception as exc:
             return _fail(f"could not start the edge server: {exc}")
-        counter = itertools.count()
 
-        async def rounds() -> None:
-            nonlocal states, labels
-            weights = np.ones(len(states))
-            # One event loop for every rollout: the chat models' async HTTP clients are bound
-            # to the loop that first used them (a new asyncio.run per rollout broke them).
-            for k in range(1, args.rounds + 1):
-                rollouts = []
-                for rep in range(args.repeats):
-                    runner = EpisodeRunner(
-                        env_factory=lambda: make_env(args.suite),
-                        edge=models.edge,
-                        cloud_factory=models.cloud_factory,
-                        policy_factory=lambda: ExploringPolicy(
-                            router, args.explore, seed=next(counter)
-                        ),
-                        max_steps=args.max_steps,
-                        concurrency=args.concurrency,
-                        out_dir=out_dir / f"round-{k}" / f"rep-{rep}",
-                        cloud_is_stand_in=models.stand_in,
-                        edge_health=models.edge_health,
-                    )
-                    s = summarize(await runner.arun(seeds))
-                    print(
-                        f"round {k} rollout {rep}: success {s['success']:.1%}, "
-                        f"cloud share {s['cloud_share']:.1%}",
-                        file=sys.stderr,
-                    )
-                    rollouts += list(iter_steps(out_dir / f"round-{k}" / f"rep-{rep}"))
-                if args.labels == "replay":
-                    # DAgger-style: the router's own states, each labelled by replaying the
-                    # edge's proposal there; refit on everything gathered so far.
-                    new_states, new_labels = _labelled(args, rollouts, f"round {k}")
-                    new_weights = np.full(len(new_states), args.rl_weight)
-                    warm = False
-                else:
-                    rl = relabel(rollouts, lam=args.lam)
-                    print(
-                        f"round {k}: {rl.groups} state groups, {rl.both_choices} with both "
-                        f"choices; relabelled {rl.to_cloud} to cloud, {rl.to_edge} to edge",
-                        file=sys.stderr,
-                    )
-                    new_states, new_labels = rl.states, rl.labels
-                    new_weights = args.rl_weight * rl.weights
-                    warm = True
-                states = list(states) + list(new_states)
-                labels = np.concatenate([labels, new_labels])
-                weights = np.concatenate([weights, new_weights])
-                router.fit(states, labels, weights, warm_start=warm)
-                router.calibrate(dev_states, share)
-                report(f"round {k}")
+        async def rollout(policy_factory: Any, k: int, rep: int) -> list[dict]:
+            rollout_dir = out_dir / f"round-{k}" / f"rep-{rep}"
+            runner = EpisodeRunner(
+                env_factory=env_factory,
+                edge=models.edge,
+                cloud_factory=models.cloud_factory,
+                policy_factory=policy_factory,
+                max_steps=args.max_steps,
+                concurrency=args.concurrency,
+                out_dir=rollout_dir,
+                cloud_is_stand_in=models.stand_in,
+                edge_health=models.edge_health,
+            )
+            s = summarize(await runner.arun(seeds))
+            _say(
+                f"round {k} rollout {rep}: success {s['success']:.1%}, "
+                f"cloud share {s['cloud_share']:.1%}"
+            )
+            return list(iter_steps(rollout_dir))
 
         try:
-            asyncio.run(rounds())
+            # One event loop for every rollout: the chat models' async HTTP clients are bound
+            # to the loop that first used them (a new asyncio.run per rollout broke them).
+            asyncio.run(
+                run_rl_rounds(
+                    run, config=config, rollout=rollout, env_factory=env_factory, on_message=_say
+                )
+            )
         finally:
             models.stop()
     router.info.update(
@@ -701,7 +672,7 @@ def _train(args: argparse.Namespace) -> int:
             "lam": args.lam,
             "step_cost": args.step_cost,
             "labels": args.labels,
-            "cloud_share": share,
+            "cloud_share": run.cloud_share,
         }
     )
     path = router.save(args.out)

@@ -289,7 +289,7 @@ class EdgeServer:
             self.model = ggufs[0]
 
     def _resolve_adapter(self, adapter: str | os.PathLike[str] | None) -> Path | None:
-        from langgraph_hera import adapt
+        from langgraph_hera.models import adapters as adapt
 
         if adapter is None:
             return None
@@ -410,7 +410,7 @@ class EdgeServer:
 
     def _prepare_model(self) -> Path:
         base = self._prepare_base()
-        from langgraph_hera import adapt
+        from langgraph_hera.models import adapters as adapt
 
         if self.adapter is None:
             try:
@@ -609,7 +609,7 @@ def merge_command(adapter: Path, base: Path) -> list[str]:
     Run as a module: run as a file, ``langgraph_hera/`` would come first on ``sys.path`` and
     ``langgraph_hera/secrets.py`` would shadow the standard library's ``secrets``.
     """
-    return ["-m", "langgraph_hera.adapt", "merge", str(adapter), "--base", str(base)]
+    return ["-m", "langgraph_hera.models.adapters", "merge", str(adapter), "--base", str(base)]
 
 
 @contextlib.contextmanager

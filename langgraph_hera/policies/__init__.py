@@ -4,9 +4,15 @@ Baselines: `AlwaysEdge`, `AlwaysCloud`, `RandomPolicy`, `TaskLevelRouter` (one d
 HybridLLM-style) and `ThresholdRouter` (per-step score + calibrated threshold, RouteLLM-style).
 The learned step-level router: `HeraRouter` (Hera; stage 1, imitation from replayed cloud
 trajectories). The HERA/AIMS subtask scheduler: `HeraScheduler` (estimators over an offline
-profile, `profile_tasks`).
+profile built by `langgraph_hera.training.profile_tasks`).
+
+This package is the decision-time layer: it imports nothing from routing, training or
+evaluation. Training helpers that used to be importable from here (`TrainConfig`,
+`imitation_dataset`, `route_inputs_from_records`, `profile_tasks`, `profile_chat_tasks`) still
+are, resolved lazily from `langgraph_hera.training`.
 """
 
+from langgraph_hera._compat import moved
 from langgraph_hera.policies.base import (
     RouteInput,
     RoutingPolicy,
@@ -28,15 +34,18 @@ from langgraph_hera.policies.hera import (
     HashedEmbedder,
     HeraFeaturizer,
     HeraRouter,
-    TrainConfig,
-    imitation_dataset,
-    route_inputs_from_records,
 )
-from langgraph_hera.policies.hera_scheduler import (
-    HeraScheduler,
-    SchedulerProfile,
-    profile_chat_tasks,
-    profile_tasks,
+from langgraph_hera.policies.hera_scheduler import HeraScheduler, SchedulerProfile
+
+__getattr__ = moved(
+    __name__,
+    {
+        "TrainConfig": "langgraph_hera.training.classifier",
+        "imitation_dataset": "langgraph_hera.training.records",
+        "route_inputs_from_records": "langgraph_hera.training.records",
+        "profile_tasks": "langgraph_hera.training.profiling",
+        "profile_chat_tasks": "langgraph_hera.training.profiling",
+    },
 )
 
 __all__ = [
@@ -49,9 +58,6 @@ __all__ = [
     "HeraRouter",
     "HeraScheduler",
     "SchedulerProfile",
-    "TrainConfig",
-    "imitation_dataset",
-    "route_inputs_from_records",
     "RandomPolicy",
     "RouteInput",
     "RoutingPolicy",
@@ -60,7 +66,5 @@ __all__ = [
     "available_policies",
     "calibrate_threshold",
     "get_policy",
-    "profile_chat_tasks",
-    "profile_tasks",
     "register_policy",
 ]

@@ -3,10 +3,11 @@
 In a text-action environment a *subtask* is one step (state -> action) and a subtask's
 *output* is its action. The scheduler is built from estimators fitted on an offline profile:
 
-- **profile** (`profile_tasks`; `profile_chat_tasks` for question-answering / tool requests,
-  where a subtask is one agent turn): for each train task, a binary tree of edge/cloud choices down
-  to depth D (every node: the state, the edge's action, the cloud's action, and the two child
-  nodes), plus an all-edge and an all-cloud run of the whole task;
+- **profile** (`langgraph_hera.training.profile_tasks`; `profile_chat_tasks` for
+  question-answering / tool requests, where a subtask is one agent turn): for each train task,
+  a binary tree of edge/cloud choices down to depth D (every node: the state, the edge's
+  action, the cloud's action, and the two child nodes), plus an all-edge and an all-cloud run
+  of the whole task;
 - **URC** (request classifier): k-NN regression from the task text to the similarity of the
   all-edge and all-cloud outcomes;
 - **SP_edge / SP_cloud** (subtask predictors): retrieval of the nearest profiled states (SBERT
@@ -28,19 +29,35 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from langgraph_hera._compat import moved
 from langgraph_hera.policies.base import RouteInput, RoutingPolicy, register_policy
-from langgraph_hera.policies.hera import DEFAULT_EMBEDDING_MODEL, Embedder, _norm, get_embedder
+from langgraph_hera.policies.embedders import (
+    DEFAULT_EMBEDDING_MODEL,
+    Embedder,
+    embedder_for,
+    unit_rows,
+)
 from langgraph_hera.secrets import get_logger
 from langgraph_hera.state import Decision, Target
 
 logger = get_logger(__name__)
+
+# Profiling moved to `langgraph_hera.training.profiling` (it replays environments and calls the
+# models); the old names resolve lazily.
+__getattr__ = moved(
+    __name__,
+    {
+        "profile_tasks": "langgraph_hera.training.profiling",
+        "profile_chat_tasks": "langgraph_hera.training.profiling",
+    },
+)
 
 FORMAT_VERSION = 1
 COMPONENTS = ("urc", "sse", "sle", "cd", "sd")
@@ -84,248 +101,9 @@ class SchedulerProfile:
     request_similarity: list[float] = field(default_factory=list)
 
 
-# --------------------------------------------------------------------------- profiling
-
-
-def _edge_action(edge: Any, task: str, observation: str, valid: list[str], past: list) -> str:
-    from langgraph_hera.routing.nodes import action_prompt, constrained, parse_action
-
-    # The text agent's prompt: the last steps of ``past`` (its history window).
-    prompt = action_prompt(
-        {"task": task, "observation": observation, "valid_actions": valid, "trajectory": past}
-    )
-    reply = constrained(edge, valid).invoke(prompt)
-    text = reply.text if isinstance(reply.text, str) else str(reply.text)
-    return parse_action(text, valid)[0]
-
-
-def profile_tasks(
-    env_factory: Callable[[], Any],
-    edge: Any,
-    seeds: Sequence[int],
-    *,
-    depth: int = 3,
-    request_steps: int = 15,
-    on_task: Callable[[int], None] | None = None,
-) -> SchedulerProfile:
-    """Profile ``seeds`` with the real edge model and the environment's expert as the cloud.
-
-    For each task: a binary tree of edge/cloud choices down to ``depth`` (the paper's data
-    collection; identical choices share a child), and an all-edge and an all-cloud run of at
-    most ``request_steps`` steps whose outcomes give the request-level similarity (1 when both
-    succeed or both fail, else 0).
-    """
-    if depth < 1:
-        raise ValueError(f"depth must be >= 1, got {depth!r}")
-    profile = SchedulerProfile()
-    env = env_factory()
-    try:
-        for seed in seeds:
-            _profile_one(env, edge, int(seed), depth, request_steps, profile)
-            if on_task:
-                on_task(int(seed))
-    finally:
-        env.close()
-    return profile
-
-
-def _replay(env: Any, seed: int, path: Sequence[str]) -> tuple[Any, list[dict[str, str]]]:
-    """The state after ``path``, and the path as history records (what the edge's prompt
-    shows of the recent steps, as in the text agent)."""
-    obs = env.reset(seed)
-    history = []
-    for action in path:
-        obs = env.step(action)
-        history.append({"action": action, "next_observation": obs.observation})
-    return obs, history
-
-
 def request_text(task: str) -> str:
     """The text a whole request is retrieved by (URC)."""
     return f"task: {task}"
-
-
-def _profile_one(
-    env: Any, edge: Any, seed: int, depth: int, request_steps: int, profile: SchedulerProfile
-) -> None:
-    first = len(profile.nodes)
-    frontier: list[tuple[list[str], int, int, str]] = [([], 0, -1, "")]
-    while frontier:
-        path, d, parent, side = frontier.pop(0)
-        obs, history = _replay(env, seed, path)
-        if obs.done:
-            continue
-        edge_a = _edge_action(edge, obs.task, obs.observation, list(obs.valid_actions), history)
-        cloud_a = str(env.expert_action())
-        node = ProfileNode(
-            seed=seed,
-            depth=d,
-            state=state_text(obs.task, obs.observation, path[-1] if path else ""),
-            edge_action=edge_a,
-            cloud_action=cloud_a,
-        )
-        index = len(profile.nodes)
-        profile.nodes.append(node)
-        if parent >= 0:
-            setattr(profile.nodes[parent], f"{side}_child", index)
-            if side == "edge" and profile.nodes[parent].edge_action == (
-                profile.nodes[parent].cloud_action
-            ):
-                profile.nodes[parent].cloud_child = index
-        if d + 1 < depth:
-            frontier.append(([*path, edge_a], d + 1, index, "edge"))
-            if cloud_a != edge_a:
-                frontier.append(([*path, cloud_a], d + 1, index, "cloud"))
-    _sl_distances(profile, first)
-    # Whole-request outcomes: all-edge and all-cloud.
-    outcomes = []
-    for side in ("edge", "cloud"):
-        obs, history = env.reset(seed), []
-        for _ in range(request_steps):
-            if obs.done:
-                break
-            if side == "cloud":
-                action = str(env.expert_action())
-            else:
-                valid = list(obs.valid_actions)
-                action = _edge_action(edge, obs.task, obs.observation, valid, history)
-            obs = env.step(action)
-            history.append({"action": action, "next_observation": obs.observation})
-        outcomes.append(bool(obs.success))
-    profile.requests.append(request_text(obs.task))
-    profile.request_similarity.append(float(outcomes[0] == outcomes[1]))
-
-
-def _same_action(a: str, b: str) -> bool:
-    return _norm(a) == _norm(b)
-
-
-def _sl_distances(
-    profile: SchedulerProfile, first: int, same: Callable[[str, str], bool] = _same_action
-) -> None:
-    """S-L distance of each node of one task's tree: steps along the edge chain until an edge
-    output is the ``same`` as the node's cloud output (exact action match by default)."""
-    nodes = profile.nodes
-    for node in nodes[first:]:
-        j, cur = 0, node
-        while True:
-            if same(cur.edge_action, node.cloud_action):
-                node.sl_distance = j
-                break
-            if cur.edge_child < 0:
-                break
-            cur, j = nodes[cur.edge_child], j + 1
-
-
-# --------------------------------------------------------------------------- chat / tool tasks
-
-
-def _run_tools(message: Any, tools: dict[str, Any]) -> list[Any]:
-    """Execute a reply's tool calls; errors become the tool's answer (as a ToolNode does)."""
-    from langchain_core.messages import ToolMessage
-
-    out = []
-    for call in getattr(message, "tool_calls", None) or []:
-        tool = tools.get(call["name"])
-        try:
-            result = tool.invoke(call["args"]) if tool else f"error: no tool {call['name']!r}"
-        except Exception as exc:  # the tool reports, the agent goes on
-            result = f"error: {type(exc).__name__}: {exc}"
-        out.append(ToolMessage(str(result), tool_call_id=call.get("id") or call["name"]))
-    return out
-
-
-def profile_chat_tasks(
-    requests: Sequence[str],
-    edge: Any,
-    cloud: Any,
-    *,
-    tools: Sequence[Any] = (),
-    depth: int = 2,
-    max_turns: int = 6,
-    embedding_model: str = DEFAULT_EMBEDDING_MODEL,
-    embedder: Embedder | None = None,
-    similar: float = 0.7,
-    on_task: Callable[[int], None] | None = None,
-) -> SchedulerProfile:
-    """Profile question-answering / tool-calling requests (the paper's own setting).
-
-    A subtask is one agent turn; its output is the turn's message (text, or its tool calls as
-    ``name(args)``). For each request: a tree of edge/cloud turns down to ``depth`` (a turn with
-    tool calls has its tools executed before the child turn; an answer is a leaf), and an
-    all-edge and an all-cloud run of at most ``max_turns`` turns, whose final answers' SBERT
-    similarity is the request-level target of the URC. S-L distances count edge turns until an
-    edge output is ``similar`` to the cloud's.
-
-    Args:
-        requests: User requests (train split).
-        edge / cloud: Chat models (pass them unbound; ``tools`` are bound here).
-        tools: Tools both may call.
-        depth: Tree depth in turns.
-        max_turns: Turn cap of the all-edge / all-cloud runs.
-        embedding_model / embedder: For output similarity.
-        similar: Cosine at which two outputs count as the same.
-    """
-    from langchain_core.messages import BaseMessage, HumanMessage
-
-    from langgraph_hera.routing.features import message_text, route_input_from_messages
-
-    if depth < 1:
-        raise ValueError(f"depth must be >= 1, got {depth!r}")
-    emb = embedder or _embedder(embedding_model)
-    tool_map = {t.name: t for t in tools}
-    sides = {
-        "edge": edge.bind_tools(list(tools)) if tools else edge,
-        "cloud": cloud.bind_tools(list(tools)) if tools else cloud,
-    }
-
-    def sim(a: str, b: str) -> float:
-        va, vb = _unit(emb.embed([a or " ", b or " "]))
-        return float(va @ vb)
-
-    profile = SchedulerProfile()
-    for r, request in enumerate(requests):
-        first = len(profile.nodes)
-        frontier: list[tuple[list[BaseMessage], int, int, str]] = [
-            ([HumanMessage(request)], 0, -1, "")
-        ]
-        while frontier:
-            conv, d, parent, side = frontier.pop(0)
-            replies = {k: m.invoke(conv) for k, m in sides.items()}
-            ri = route_input_from_messages(conv)
-            node = ProfileNode(
-                seed=r,
-                depth=d,
-                state=state_text(ri.task, ri.observation, ri.last_action),
-                edge_action=message_text(replies["edge"]),
-                cloud_action=message_text(replies["cloud"]),
-            )
-            index = len(profile.nodes)
-            profile.nodes.append(node)
-            if parent >= 0:
-                setattr(profile.nodes[parent], f"{side}_child", index)
-            if d + 1 < depth:
-                for k, reply in replies.items():
-                    if getattr(reply, "tool_calls", None):
-                        frontier.append(
-                            ([*conv, reply, *_run_tools(reply, tool_map)], d + 1, index, k)
-                        )
-        _sl_distances(profile, first, lambda a, b: sim(a, b) >= similar)
-        finals = []
-        for model in sides.values():
-            conv = [HumanMessage(request)]
-            for _ in range(max_turns):
-                reply = model.invoke(conv)
-                conv.append(reply)
-                if not getattr(reply, "tool_calls", None):
-                    break
-                conv += _run_tools(reply, tool_map)
-            finals.append(message_text(conv[-1]))
-        profile.requests.append(request_text(request))
-        profile.request_similarity.append(sim(*finals))
-        if on_task:
-            on_task(r)
-    return profile
 
 
 # --------------------------------------------------------------------------- the policy
@@ -396,7 +174,7 @@ class HeraScheduler(RoutingPolicy):
             if profile is None or not profile.nodes:
                 raise ValueError("HeraScheduler needs a saved profile (path) or a profile")
             self.embedding_model = embedding_model
-            self._embedder = embedder or _embedder(embedding_model)
+            self._embedder = embedder or embedder_for(embedding_model)
             self._index(profile)
 
     # -- construction ----------------------------------------------------------------------
@@ -405,11 +183,11 @@ class HeraScheduler(RoutingPolicy):
         self.profile = profile
         emb = self._embedder
         nodes = profile.nodes
-        self._state = _unit(emb.embed([n.state for n in nodes]))
+        self._state = unit_rows(emb.embed([n.state for n in nodes]))
         actions = self._index_nodes()
-        self._actions = _unit(emb.embed(actions)) if actions else np.zeros((0, 1))
+        self._actions = unit_rows(emb.embed(actions)) if actions else np.zeros((0, 1))
         self._requests = (
-            _unit(emb.embed(profile.requests)) if profile.requests else np.zeros((0, 1))
+            unit_rows(emb.embed(profile.requests)) if profile.requests else np.zeros((0, 1))
         )
 
     def _index_nodes(self) -> list[str]:
@@ -428,8 +206,8 @@ class HeraScheduler(RoutingPolicy):
 
     def _sim_actions(self, a: str, b: str) -> float:
         ia, ib = self._action_ix.get(a), self._action_ix.get(b)
-        va = self._actions[ia] if ia is not None else _unit(self._embedder.embed([a]))[0]
-        vb = self._actions[ib] if ib is not None else _unit(self._embedder.embed([b]))[0]
+        va = self._actions[ia] if ia is not None else unit_rows(self._embedder.embed([a]))[0]
+        vb = self._actions[ib] if ib is not None else unit_rows(self._embedder.embed([b]))[0]
         return float(va @ vb)
 
     def _neighbours(self, vec: np.ndarray, position: int) -> list[int]:
@@ -443,7 +221,7 @@ class HeraScheduler(RoutingPolicy):
         """Predicted similarity of the all-edge and all-cloud outcomes of ``task``."""
         if not len(self._requests):
             return 0.0
-        sims = self._requests @ _unit(self._embedder.embed([request_text(task)]))[0]
+        sims = self._requests @ unit_rows(self._embedder.embed([request_text(task)]))[0]
         top = np.argsort(-sims)[: self.k]
         return float(np.mean([self.profile.request_similarity[i] for i in top]))
 
@@ -506,7 +284,9 @@ class HeraScheduler(RoutingPolicy):
         parts = [p for p in parts if p][:3]
         if not parts:
             return False, "SD produced no parts"
-        vecs = _unit(self._embedder.embed([state_text(ri.task, p, ri.last_action) for p in parts]))
+        vecs = unit_rows(
+            self._embedder.embed([state_text(ri.task, p, ri.last_action) for p in parts])
+        )
         for v in vecs:
             ok, _ = self.sse(self._neighbours(v, ri.step), kappa)
             if not ok:
@@ -546,7 +326,9 @@ class HeraScheduler(RoutingPolicy):
         if self._commit > 0:
             self._commit -= 1
             return "edge", 0.0, f"committed to the edge ({self._commit} more)"
-        vec = _unit(self._embedder.embed([state_text(ri.task, ri.observation, ri.last_action)]))[0]
+        vec = unit_rows(
+            self._embedder.embed([state_text(ri.task, ri.observation, ri.last_action)])
+        )[0]
         nbrs = self._neighbours(vec, pos)
         sim = 0.0
         if "sse" in comps:
@@ -621,7 +403,7 @@ class HeraScheduler(RoutingPolicy):
         )
         self.embedding_model = meta["embedding_model"]
         dim = arrays["state"].shape[1]
-        self._embedder = embedder or _embedder(self.embedding_model, dim)
+        self._embedder = embedder or embedder_for(self.embedding_model, dim)
         if self._embedder.dim != dim:
             raise ValueError(
                 f"{path}: embeddings of size {dim}, but the embedder gives {self._embedder.dim}"
@@ -632,19 +414,6 @@ class HeraScheduler(RoutingPolicy):
             arrays["requests"],
         )
         self._index_nodes()
-
-
-def _embedder(model_id: str, dim: int | None = None) -> Embedder:
-    if model_id.startswith("hashed-"):
-        return get_embedder(model_id, int(model_id.split("-", 1)[1]))
-    return get_embedder(model_id, dim or 384)
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float32)
-    if x.ndim == 1:
-        return x / (np.linalg.norm(x) + 1e-9)
-    return x / (np.linalg.norm(x, axis=1, keepdims=True) + 1e-9)
 
 
 def _components(value: str | Sequence[str]) -> tuple[str, ...]:

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from langgraph_hera.adapt import AdaptConfig, _length_bucketed, cpu_has_bf16
+from langgraph_hera.training.lora import AdaptConfig, _length_bucketed, cpu_has_bf16
 
 
 def test_length_buckets_cover_every_example_once_and_pad_little() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from langgraph_hera.policies import AlwaysCloud, AlwaysEdge, RouteInput
-from langgraph_hera.policies.hera_rl import (
+from langgraph_hera.training import (
     ExploringPolicy,
     deviation_values,
     relabel,

@@ -24,14 +24,17 @@ from langgraph_hera.policies.hera import (
     HashedEmbedder,
     HeraFeaturizer,
     HeraRouter,
-    TrainConfig,
-    auc_score,
-    imitation_dataset,
-    route_inputs_from_records,
-    split_episodes,
     undoes,
 )
 from langgraph_hera.routing.graph import create_text_agent
+from langgraph_hera.training import (
+    TrainConfig,
+    auc_score,
+    fit_router,
+    imitation_dataset,
+    route_inputs_from_records,
+    split_episodes,
+)
 from langgraph_hera.state import HeraContext
 from tests.conftest import CounterEnv
 
@@ -197,8 +200,11 @@ SMALL_SPEC = FeatureSpec(
 def test_fit_on_separable_data(hidden: int) -> None:
     train, y_train = _synthetic(400, seed=0)
     test, y_test = _synthetic(200, seed=1)
-    router = HeraRouter(spec=SMALL_SPEC, hidden=hidden).fit(
-        train, y_train, config=TrainConfig(epochs=200, lr=0.05)
+    router = fit_router(
+        HeraRouter(spec=SMALL_SPEC, hidden=hidden),
+        train,
+        y_train,
+        config=TrainConfig(epochs=200, lr=0.05),
     )
     p = router.predict_proba(test)
     assert np.mean((p >= 0.5) == (y_test > 0.5)) > 0.95
@@ -208,16 +214,24 @@ def test_fit_on_separable_data(hidden: int) -> None:
     assert d["policy"] == "hera" and d["target"] == ("cloud" if p[0] >= 0.5 else "edge")
     assert "hera p(needs cloud)" in d["reason"]
     # Stage-2 style: soft labels and sample weights, continuing from the current weights.
-    router.fit(train, 0.5 * y_train + 0.25, np.linspace(0.5, 1.5, len(y_train)), warm_start=True)
+    weights = np.linspace(0.5, 1.5, len(y_train))
+    fit_router(router, train, 0.5 * y_train + 0.25, weights, warm_start=True)
     with pytest.raises(ValueError, match=r"labels must lie in \[0, 1\]"):
-        router.fit(train, y_train * 2)
+        fit_router(router, train, y_train * 2)
     with pytest.raises(ValueError, match="sample_weight"):
-        router.fit(train, y_train, -np.ones(len(y_train)))
+        fit_router(router, train, y_train, -np.ones(len(y_train)))
+
+
+def test_the_old_fit_method_still_works_and_warns() -> None:
+    train, y = _synthetic(100, seed=5)
+    with pytest.warns(DeprecationWarning, match="fit_router"):
+        router = HeraRouter(spec=SMALL_SPEC).fit(train, y, config=TrainConfig(epochs=5))
+    assert router.fitted
 
 
 def test_calibrate_hits_the_cloud_share() -> None:
     train, y = _synthetic(200, seed=2)
-    router = HeraRouter(spec=SMALL_SPEC).fit(train, y, config=TrainConfig(epochs=50))
+    router = fit_router(HeraRouter(spec=SMALL_SPEC), train, y, config=TrainConfig(epochs=50))
     dev, _ = _synthetic(100, seed=3)
     router.calibrate(dev, cloud_share=0.3)
     share = np.mean([router.decide(s)["target"] == "cloud" for s in dev])
@@ -235,7 +249,8 @@ def fitted(tmp_path: Path) -> tuple[HeraRouter, Path, list[RouteInput]]:
     train, y = _synthetic(200, seed=4)
     router = HeraRouter(
         spec=SMALL_SPEC, hidden=8, threshold=0.37, edge_model="smol-135m+lora1", cloud_model="gpt"
-    ).fit(train, y, config=TrainConfig(epochs=40))
+    )
+    fit_router(router, train, y, config=TrainConfig(epochs=40))
     path = router.save(tmp_path / "hera.npz")
     return router, path, train
 
