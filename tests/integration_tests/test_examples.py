@@ -20,6 +20,7 @@ EXPECTED = {
     "train_your_router.py": (["--train", "3", "--test", "1"], "test: success"),
     "supervised_agents.py": (["--max-steps", "6", "--verify-every", "2"], "--- EVA (T_v=2) ---"),
     "read_decisions_in_langsmith.py": ([], "decisions read back"),
+    "langchain_model_router.py": ([], "requests routed: {'edge': 1, 'cloud': 1}"),
 }
 
 
