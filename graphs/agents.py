@@ -6,6 +6,8 @@ Configuration through environment variables (nothing connects at import):
   (default ``http://127.0.0.1:8000/v1`` serving ``smollm2-135m-instruct``, as `hera serve` does).
 - ``OPENAI_API_KEY`` and ``HERA_CLOUD_MODEL`` (default ``gpt-4o``): the cloud model. Without a
   key, the text agent's cloud is the **expert stand-in** (an environment planner, not a model).
+- ``HERA_CLOUD_URL``: an OpenAI-compatible ``/v1`` URL for the cloud model instead of OpenAI's
+  (a gateway, a local server; the key is then optional).
 - ``HERA_POLICY``: a registered policy name (default ``threshold``).
 - ``HERA_VERIFY_EVERY``: the supervised agents' verification interval T_v (default 4).
 
@@ -33,11 +35,22 @@ POLICY = os.environ.get("HERA_POLICY", "threshold")
 VERIFY_EVERY = int(os.environ.get("HERA_VERIFY_EVERY", "4"))
 
 
-def _cloud(text_agent: bool):  # noqa: ANN202 - returns a chat model
-    if os.environ.get("OPENAI_API_KEY"):
-        from langchain_openai import ChatOpenAI
+def _cloud_model(**kwargs: object):  # noqa: ANN202 - returns a chat model
+    """The configured cloud model (``OPENAI_API_KEY`` / ``HERA_CLOUD_URL``), or ``None``."""
+    url = os.environ.get("HERA_CLOUD_URL")
+    if not (url or os.environ.get("OPENAI_API_KEY")):
+        return None
+    from langchain_openai import ChatOpenAI
 
-        return ChatOpenAI(model=os.environ.get("HERA_CLOUD_MODEL", "gpt-4o"), temperature=0)
+    model = os.environ.get("HERA_CLOUD_MODEL", "gpt-4o")
+    if url:
+        kwargs.update(base_url=url, api_key=os.environ.get("OPENAI_API_KEY") or "EMPTY")
+    return ChatOpenAI(model=model, temperature=0, **kwargs)
+
+
+def _cloud(text_agent: bool):  # noqa: ANN202 - returns a chat model
+    if (cloud := _cloud_model()) is not None:
+        return cloud
     if not text_agent:
         # No key: the tool agent's "cloud" is the edge server too, clearly named as such.
         return edge_chat_model(EDGE_URL, EDGE_MODEL, max_tokens=256)
@@ -79,11 +92,8 @@ hera_text_agent = create_text_agent(
 
 
 def _supervisor(text_agent: bool):  # noqa: ANN202 - returns a chat model
-    if os.environ.get("OPENAI_API_KEY"):
-        from langchain_openai import ChatOpenAI
-
-        model = os.environ.get("HERA_CLOUD_MODEL", "gpt-4o")
-        return ChatOpenAI(model=model, temperature=0, max_completion_tokens=300)
+    if (cloud := _cloud_model(max_completion_tokens=300)) is not None:
+        return cloud
     if not text_agent:
         # No key: the tool agent's supervisor is the edge server too, clearly named as such.
         return edge_chat_model(EDGE_URL, EDGE_MODEL, max_tokens=256)
