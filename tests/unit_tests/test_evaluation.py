@@ -27,6 +27,7 @@ from langgraph_hera.evaluation import (
 )
 from langgraph_hera.evaluation.bench import BenchConfig, bench_points, run_bench, write_report
 from langgraph_hera.policies import get_policy
+from langgraph_hera.policies.langchain_router import TITLE as LANGCHAIN_ROUTER_TITLE
 
 pytest.importorskip("textworld_express")
 
@@ -199,3 +200,32 @@ def test_bench_point_arguments() -> None:
     assert points[-1].label == "hera-router-t0.4"
     with pytest.raises(ValueError, match=r"must look like key=value, got 'oops'"):
         bench_points(["random:oops"])
+
+
+def test_bench_reports_langchain_router_as_a_task_level_baseline(env, tmp_path) -> None:
+    wrapped = _KeepOpen(env)
+    base = _runner(wrapped, tmp_path, "always-edge")
+    config = BenchConfig(
+        suite="twc",
+        seeds=[10, 11],
+        out_dir=tmp_path / "bench",
+        env_factory=lambda: wrapped,
+        edge=base.edge,
+        cloud_factory=base.cloud_factory,
+        max_steps=12,
+        concurrency=1,
+        cloud_is_stand_in=True,
+    )
+    # threshold 0.2: the unfitted task-level classifier sends these twc tasks to the cloud.
+    run_bench(config, bench_points(["langchain-router:threshold=0.2"]))
+    report = write_report(config.out_dir)
+    (row,) = [r for r in report["rows"] if r["policy"] == "langchain-router"]
+    assert row["episodes"] == 2 and row["cloud_share"] == 1.0
+    title = f"{LANGCHAIN_ROUTER_TITLE} (langchain-router-t0.2)"
+    assert row["title"] == title
+    assert f"| {title} |" in (config.out_dir / "report.md").read_text()
+    # Task-level: every step of an episode ran where its first step ran.
+    targets: dict[int, set[str]] = {}
+    for step in iter_steps(config.out_dir / "langchain-router-t0.2" / "steps.jsonl"):
+        targets.setdefault(step["seed"], set()).add(step["target"])
+    assert targets == {10: {"cloud"}, 11: {"cloud"}}

@@ -1,22 +1,19 @@
 """The ``langchain-router`` policy: LangChain's `ModelRouterMiddleware` as a `hera bench` baseline.
 
-The bench test plays real TextWorldExpress games; the edge is the expert stand-in with epsilon
-noise, the cloud the noiseless expert (as in test_evaluation.py).
+A bench run with it on real games is in test_evaluation.py (it reuses that module's game).
 """
 
 from __future__ import annotations
 
-import json
-from collections import defaultdict
 from typing import Any
 
 import pytest
 from langchain.agents.middleware import ModelRouterMiddleware
 from langchain_core.messages import HumanMessage
 
-from langgraph_hera.evaluation.bench import BenchConfig, bench_points, run_bench, write_report
+from langgraph_hera.evaluation.bench import bench_points
 from langgraph_hera.policies import RouteInput, RoutingPolicy, TaskLevelRouter, get_policy
-from langgraph_hera.policies.langchain_router import TITLE, LangChainRouter
+from langgraph_hera.policies.langchain_router import LangChainRouter
 
 TASK = "You are hungry! Let's cook a delicious meal. Check the cookbook in the kitchen."
 
@@ -91,65 +88,3 @@ def test_thresholds_move_the_choice_and_bad_arguments_are_clear(tmp_path) -> Non
 def test_bench_sweeps_and_names_it() -> None:
     labels = [p.label for p in bench_points(["langchain-router", "threshold"], sweep=True)]
     assert "langchain-router-t0.3" in labels and "threshold-t0.9" in labels
-
-
-@pytest.fixture(scope="module")
-def env():
-    pytest.importorskip("textworld_express")
-    from langgraph_hera.envs import make_env
-
-    e = make_env("twc")
-    yield e
-    e.close()
-
-
-class _KeepOpen:
-    """Wraps the shared env so the runner's close() does not stop the module's JVM."""
-
-    def __init__(self, env) -> None:
-        self._env = env
-
-    def __getattr__(self, name):
-        return getattr(self._env, name)
-
-    def close(self) -> None:
-        pass
-
-
-def test_a_bench_reports_a_row_for_it(env, tmp_path) -> None:
-    from langgraph_hera.envs import ExpertChatModel
-
-    wrapped = _KeepOpen(env)
-    config = BenchConfig(
-        suite="twc",
-        seeds=[10, 11],
-        out_dir=tmp_path / "bench",
-        env_factory=lambda: wrapped,
-        edge=ExpertChatModel(
-            oracle=env.expert_action,
-            valid_actions=lambda: list(env.valid_actions),
-            epsilon=0.6,
-            seed=3,
-            model_name="noisy-edge",
-        ),
-        cloud_factory=lambda e: ExpertChatModel(
-            oracle=e.expert_action, valid_actions=lambda: list(e.valid_actions)
-        ),
-        max_steps=12,
-        concurrency=1,
-        cloud_is_stand_in=True,
-    )
-    # threshold 0.2: the unfitted TaskLevelRouter sends these twc tasks to the cloud.
-    points = bench_points(["langchain-router:threshold=0.2"])
-    run_bench(config, points)
-    report = write_report(config.out_dir)
-    row = next(r for r in report["rows"] if r["policy"] == "langchain-router")
-    assert row["episodes"] == 2 and row["cloud_share"] == 1.0
-    assert row["title"] == f"{TITLE} (langchain-router-t0.2)"
-    assert f"| {TITLE} (langchain-router-t0.2) |" in (config.out_dir / "report.md").read_text()
-    # Task-level: every step of an episode ran where its first step ran.
-    targets: dict[int, set[str]] = defaultdict(set)
-    for line in (config.out_dir / "langchain-router-t0.2" / "steps.jsonl").open():
-        step = json.loads(line)
-        targets[step["seed"]].add(step["target"])
-    assert dict(targets) == {10: {"cloud"}, 11: {"cloud"}}
