@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 
 
 def completion(content: str = "go north", prompt_tokens: int = 7) -> dict[str, Any]:
@@ -31,12 +31,47 @@ def completion(content: str = "go north", prompt_tokens: int = 7) -> dict[str, A
     }
 
 
+class LocalServer:
+    """What every fake server shares: its URL and a stop that behaves like a killed server.
+
+    Subclasses set ``_server`` (a started ``ThreadingHTTPServer``), ``_connections`` (the open
+    sockets, added by the handler's ``setup``) and ``port``.
+    """
+
+    _server: ThreadingHTTPServer
+    _connections: set[Any]
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def stop(self) -> None:
+        """Stop like a killed server: no new connections, open keep-alive ones cut."""
+        import socket
+
+        self._server.shutdown()
+        self._server.server_close()
+        for conn in list(self._connections):
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+                conn.close()
+            except OSError:
+                pass
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
 #: A reply: (status, JSON body, extra headers), or a number of seconds to hang first.
 Reply = tuple[int, dict[str, Any], dict[str, str]]
 # Headers are given to the script with lower-case names.
 
 
-class FakeOpenAI:
+class FakeOpenAI(LocalServer):
     """``script(n, request_json, headers) -> Reply`` decides the n-th reply (0-based).
 
     Attributes:
@@ -92,26 +127,3 @@ class FakeOpenAI:
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
-
-    def stop(self) -> None:
-        """Stop like a killed server: no new connections, open keep-alive ones cut."""
-        import socket
-
-        self._server.shutdown()
-        self._server.server_close()
-        for conn in list(self._connections):
-            try:
-                conn.shutdown(socket.SHUT_RDWR)
-                conn.close()
-            except OSError:
-                pass
-
-    def __enter__(self) -> FakeOpenAI:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()

@@ -36,7 +36,6 @@ import json
 import math
 import re
 import secrets
-import socket
 import string
 import threading
 import time
@@ -45,6 +44,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
+
+from tests.fake_openai import LocalServer
 
 Kind = Literal["vllm", "llamacpp", "openai"]
 KINDS: tuple[Kind, ...] = ("vllm", "llamacpp", "openai")
@@ -315,7 +316,7 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
-class FakeProvider:
+class FakeProvider(LocalServer):
     """A fake OpenAI-compatible server of one kind (see the module docstring).
 
     Args:
@@ -504,26 +505,3 @@ class FakeProvider:
         if wants_usage and self.kind != "llamacpp":
             out.append({**head, "choices": [], "usage": self._usage(reply, body, content, calls)})
         return out
-
-    # -- lifecycle -------------------------------------------------------------------------------
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
-
-    def stop(self) -> None:
-        """Stop like a killed server: no new connections, open keep-alive ones cut."""
-        self._server.shutdown()
-        self._server.server_close()
-        for conn in list(self._connections):
-            try:
-                conn.shutdown(socket.SHUT_RDWR)
-                conn.close()
-            except OSError:
-                pass
-
-    def __enter__(self) -> FakeProvider:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
