@@ -164,20 +164,25 @@ def test_bench_points_and_bad_policy() -> None:
         bench_points(["nope"])
 
 
-def test_bench_writes_report_csv_and_plot(env, tmp_path) -> None:
+def _bench_config(env, tmp_path, seeds: list[int], max_steps: int) -> BenchConfig:
+    """A bench on the module's game: the noisy edge and the expert cloud of `_runner`."""
     wrapped = _KeepOpen(env)
     base = _runner(wrapped, tmp_path, "always-edge")
-    config = BenchConfig(
+    return BenchConfig(
         suite="twc",
-        seeds=[10, 11, 12],
+        seeds=seeds,
         out_dir=tmp_path / "bench",
         env_factory=lambda: wrapped,
         edge=base.edge,
         cloud_factory=base.cloud_factory,
-        max_steps=20,
+        max_steps=max_steps,
         concurrency=1,
         cloud_is_stand_in=True,
     )
+
+
+def test_bench_writes_report_csv_and_plot(env, tmp_path) -> None:
+    config = _bench_config(env, tmp_path, [10, 11, 12], max_steps=20)
     points = bench_points(["random"])  # always-edge, always-cloud, random(p=0.5)
     results = run_bench(config, points)
     assert set(results) == {"always-edge", "always-cloud", "random"}
@@ -203,19 +208,7 @@ def test_bench_point_arguments() -> None:
 
 
 def test_bench_reports_langchain_router_as_a_task_level_baseline(env, tmp_path) -> None:
-    wrapped = _KeepOpen(env)
-    base = _runner(wrapped, tmp_path, "always-edge")
-    config = BenchConfig(
-        suite="twc",
-        seeds=[10, 11],
-        out_dir=tmp_path / "bench",
-        env_factory=lambda: wrapped,
-        edge=base.edge,
-        cloud_factory=base.cloud_factory,
-        max_steps=12,
-        concurrency=1,
-        cloud_is_stand_in=True,
-    )
+    config = _bench_config(env, tmp_path, [10, 11], max_steps=12)
     # threshold 0.2: the unfitted task-level classifier sends these twc tasks to the cloud.
     run_bench(config, bench_points(["langchain-router:threshold=0.2"]))
     report = write_report(config.out_dir)
