@@ -67,6 +67,10 @@ class LangChainRouter(RoutingPolicy):
     any other policy. The middleware's own models are placeholders that are never called: the
     episode runner calls the edge or the cloud model as the decision says.
 
+    On ``twc`` every game states the same task, so any task-level router (this one, like
+    ``task-level``) plays all of a bench either on the edge or on the cloud at a given
+    threshold: the baseline shows what step-level routing adds over a per-request choice.
+
     Needs ``langchain`` (``pip install 'langchain>=1.5'``), imported when the policy is made.
 
     Args:
@@ -84,7 +88,7 @@ class LangChainRouter(RoutingPolicy):
     Example:
         >>> policy = LangChainRouter(threshold=0.3)
         >>> policy.decide(RouteInput(task="make a meal", step=4))["target"]
-        'cloud'
+        'edge'
     """
 
     title: ClassVar[str] = TITLE
