@@ -681,6 +681,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``hera`` argument parser (one sub-command per job; each sets its handler)."""
     from langgraph_hera.policies import available_policies
 
     parser = argparse.ArgumentParser(prog="hera", description=__doc__)
@@ -941,6 +942,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``hera`` command; returns the exit status (2 for a bad argument)."""
     parser = build_parser()
     args = parser.parse_args(argv)
 

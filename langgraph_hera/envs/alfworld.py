@@ -308,7 +308,7 @@ def generate_game(seed: int) -> AlfGame:
     raise RuntimeError(msg)  # pragma: no cover - every seed of the folds generates
 
 
-def _try_generate(seed: int, task_type: str, rng: random.Random) -> AlfGame | None:
+def _try_generate(seed: int, task_type: str, rng: random.Random) -> AlfGame | None:  # noqa: C901
     room = rng.choice(TASK_ROOMS[task_type])
     counts = {rtype: rng.randint(lo, hi) for rtype, lo, hi in ROOM_RECEPTACLES[room]}
     appliance = _APPLIANCE.get(task_type)

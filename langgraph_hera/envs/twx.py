@@ -588,7 +588,7 @@ class TextWorldExpressEnv:
                 return False
         return False
 
-    def _execute(
+    def _execute(  # noqa: C901
         self,
         base: Sequence[str],
         plan: Sequence[tuple[str, str]],

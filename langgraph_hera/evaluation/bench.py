@@ -10,6 +10,7 @@ the oracle frontier for free. `write_report` then writes ``report.md``, ``result
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import math
 import re
@@ -28,7 +29,7 @@ from langgraph_hera.evaluation.metrics import (
     oracle_summary,
     pgr,
 )
-from langgraph_hera.evaluation.runner import EpisodeResult, EpisodeRunner, _done_seeds, summarize
+from langgraph_hera.evaluation.runner import EpisodeResult, EpisodeRunner, done_seeds, summarize
 from langgraph_hera.evaluation.trajectory import iter_steps
 from langgraph_hera.policies import available_policies, get_policy
 from langgraph_hera.policies.base import parse_policy_kwargs
@@ -80,7 +81,7 @@ class BenchPoint:
         return re.sub(r"[^A-Za-z0-9._=-]", "_", raw)
 
 
-def _parse_point(text: str) -> tuple[str, dict[str, Any]]:
+def parse_point(text: str) -> tuple[str, dict[str, Any]]:
     """``name`` or ``name:key=value:key=value`` (numbers parsed as numbers)."""
     name, *pairs = text.split(":")
     try:
@@ -100,7 +101,7 @@ def bench_points(policies: Sequence[str], *, sweep: bool = False) -> list[BenchP
             malformed argument.
     """
     known = available_policies()
-    parsed = [_parse_point(p) for p in policies]
+    parsed = [parse_point(p) for p in policies]
     for name, _ in parsed:
         if name not in known:
             raise ValueError(f"unknown policy {name!r}; available: {', '.join(known)}")
@@ -170,7 +171,7 @@ def run_bench(
             env_factory=config.env_factory,
             edge=config.edge,
             cloud_factory=config.cloud_factory,
-            policy_factory=lambda point=point: get_policy(point.policy, **point.kwargs),
+            policy_factory=functools.partial(get_policy, point.policy, **point.kwargs),
             max_steps=config.max_steps,
             concurrency=config.concurrency,
             out_dir=config.out_dir / point.label,
@@ -182,7 +183,7 @@ def run_bench(
         t0 = time.perf_counter()
         results[point.label] = runner.run(
             config.seeds,
-            on_episode=(lambda r, point=point: on_episode(point, r)) if on_episode else None,
+            on_episode=functools.partial(on_episode, point) if on_episode else None,
         )
         logger.info("bench point %s done in %.1f s", point.label, time.perf_counter() - t0)
     return results
@@ -213,7 +214,7 @@ def write_report(out_dir: str | Path, *, title: str | None = None) -> dict[str, 
     seeds = set(meta["seeds"])
     rows: list[dict[str, Any]] = []
     for p in meta["points"]:
-        done = _done_seeds(out / p["label"] / "episodes.jsonl")
+        done = done_seeds(out / p["label"] / "episodes.jsonl")
         res = [r for s, r in done.items() if s in seeds]
         if not res:
             continue

@@ -121,7 +121,7 @@ def verifier_errors(
     return fp, fn, judged
 
 
-def _done_seeds(path: Path) -> dict[int, EpisodeResult]:
+def done_seeds(path: Path) -> dict[int, EpisodeResult]:
     """Episodes already in ``episodes.jsonl`` (a resumed run skips them)."""
     done: dict[int, EpisodeResult] = {}
     if not path.exists():
@@ -272,9 +272,10 @@ class EpisodeRunner:
         config: dict[str, Any] = {"recursion_limit": 10_000}
         try:
             inp: dict[str, Any] | None = {"seed": seed}
+            # Also the edge's session id (`ChatEdge.session_header`): sticky edge replicas.
+            thread = f"{self._thread_prefix}{label}:{env.suite}:{seed}"
+            config["configurable"] = {"thread_id": thread}
             if self._saver is not None:
-                thread = f"{self._thread_prefix}{label}:{env.suite}:{seed}"
-                config["configurable"] = {"thread_id": thread}
                 inp = await self._resume_point(agent, config, env, seed)
             out = await agent.ainvoke(inp, config, context=ctx)  # type: ignore[arg-type]
             error = out.get("halt")
@@ -338,7 +339,7 @@ class EpisodeRunner:
         done: dict[int, EpisodeResult] = {}
         if self.out_dir is not None:
             self.out_dir.mkdir(parents=True, exist_ok=True)
-            done = _done_seeds(self.out_dir / "episodes.jsonl")
+            done = done_seeds(self.out_dir / "episodes.jsonl")
         todo = [s for s in seeds if s not in done]
         for s in seeds:
             if s in done and on_episode:

@@ -9,6 +9,7 @@ next to the monolithic edge agent.
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import re
 from collections.abc import Callable, Sequence
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from langgraph_hera.accounting.pricing import kv_cache_bytes
-from langgraph_hera.evaluation.runner import EpisodeResult, EpisodeRunner, _done_seeds, summarize
+from langgraph_hera.evaluation.runner import EpisodeResult, EpisodeRunner, done_seeds, summarize
 from langgraph_hera.supervision.node import check_supervision_args
 
 #: The paper's sweep of the verification interval T_v.
@@ -71,10 +72,10 @@ class SupervisionPoint:
             }
         trigger = None
         if self.trigger:
-            from langgraph_hera.evaluation.bench import _parse_point
+            from langgraph_hera.evaluation.bench import parse_point
             from langgraph_hera.policies import get_policy
 
-            name, kwargs = _parse_point(self.trigger)
+            name, kwargs = parse_point(self.trigger)
             trigger = get_policy(name, **kwargs)
         return {
             "trigger": trigger,
@@ -110,10 +111,10 @@ def supervision_points(
         )
     h = executor_history
     if trigger:
-        from langgraph_hera.evaluation.bench import _parse_point
+        from langgraph_hera.evaluation.bench import parse_point
         from langgraph_hera.policies import get_policy
 
-        name, kwargs = _parse_point(trigger)
+        name, kwargs = parse_point(trigger)
         get_policy(name, **kwargs)  # fail early on a bad trigger
     points: list[SupervisionPoint] = []
     if monolithic:
@@ -173,11 +174,12 @@ def run_supervision_bench(
     """Play every point's seeds (resuming what is already in ``out_dir``)."""
     results: dict[str, list[EpisodeResult]] = {}
     for point in points:
+        sup_factory: Callable[[Any], Any] | None
         if not point.supervised:
             sup_factory = None
         elif point.reverse_roles:
             edge_sup = bench.edge_supervisor or bench.edge
-            sup_factory = lambda env, s=edge_sup: s  # noqa: E731
+            sup_factory = functools.partial(_same, edge_sup)
         else:
             sup_factory = bench.supervisor_factory
         runner = EpisodeRunner(
@@ -195,7 +197,7 @@ def run_supervision_bench(
         )
         results[point.label] = runner.run(
             list(bench.seeds),
-            on_episode=(lambda r, p=point: on_episode(p, r)) if on_episode else None,
+            on_episode=functools.partial(on_episode, point) if on_episode else None,
         )
     return results
 
@@ -228,7 +230,7 @@ def write_report(out_dir: str | Path, *, turns: Sequence[int] = (20, 40, 80)) ->
     rows: list[dict[str, Any]] = []
     stand_in = False
     for sub in sorted(p for p in out.iterdir() if (p / "episodes.jsonl").exists()):
-        results = list(_done_seeds(sub / "episodes.jsonl").values())
+        results = list(done_seeds(sub / "episodes.jsonl").values())
         if not results:
             continue
         s = summarize(results)
@@ -322,3 +324,8 @@ def _markdown(rows: list[dict[str, Any]], stand_in: bool, turns: Sequence[int]) 
             + f" | {vs} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _same(supervisor: Any, _env: Any) -> Any:
+    """A supervisor factory's body that ignores the environment (reverse-role runs)."""
+    return supervisor

@@ -19,7 +19,7 @@ from langgraph_hera.policies.base import RouteInput
 from langgraph_hera.policies.hera import HeraRouter, RouterNet, activate, sigmoid
 
 
-def auc_score(labels: Sequence[float], scores: Sequence[float]) -> float:
+def auc_score(labels: Sequence[float] | np.ndarray, scores: Sequence[float] | np.ndarray) -> float:
     """ROC AUC (rank statistic, ties averaged); NaN when only one class is present."""
     y = np.asarray(labels) > 0.5
     s = np.asarray(scores, dtype=np.float64)

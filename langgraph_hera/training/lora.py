@@ -195,7 +195,7 @@ def _lr_at(step: int, config: AdaptConfig) -> float:
     return config.lr * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-def train_adapter(
+def train_adapter(  # noqa: C901
     base_dir: str | Path,
     examples: Sequence[Example],
     out_dir: str | Path,
@@ -248,7 +248,8 @@ def train_adapter(
     data = [x for x in encoded if x is not None]
     if not data:
         raise ValueError(f"no example fits max_len={config.max_len}")
-    model = AutoModelForCausalLM.from_pretrained(str(base_dir), dtype=torch.float32)
+    # Any: the transformers / peft classes differ per step (base, then PEFT-wrapped).
+    model: Any = AutoModelForCausalLM.from_pretrained(str(base_dir), dtype=torch.float32)
     n_layers = int(model.config.num_hidden_layers)
     n_frozen = 0
     if config.top_layers is not None and config.top_layers < n_layers:
@@ -262,10 +263,10 @@ def train_adapter(
     start = 0
     state_path = ckpt / "trainer_state.pt"
     if state_path.is_file():
-        meta = json.loads((ckpt / ADAPTER_META).read_text())
-        if meta.get("base_model") != base_id:
+        saved = json.loads((ckpt / ADAPTER_META).read_text())
+        if saved.get("base_model") != base_id:
             raise AdapterError(
-                f"checkpoint {ckpt} was trained on {meta.get('base_model')!r}, "
+                f"checkpoint {ckpt} was trained on {saved.get('base_model')!r}, "
                 f"not on {base_id!r}; use another --out"
             )
         model = PeftModel.from_pretrained(model, str(ckpt), is_trainable=True)

@@ -194,12 +194,15 @@ def profile_chat_tasks(
 
     Args:
         requests: User requests (train split).
-        edge / cloud: Chat models (pass them unbound; ``tools`` are bound here).
+        edge: The edge chat model (pass it unbound; ``tools`` are bound here).
+        cloud: The cloud chat model (likewise).
         tools: Tools both may call.
         depth: Tree depth in turns.
         max_turns: Turn cap of the all-edge / all-cloud runs.
-        embedding_model / embedder: For output similarity.
+        embedding_model: Sentence-embedding model id for output similarity.
+        embedder: An embedder instance instead (e.g. hashed, in tests).
         similar: Cosine at which two outputs count as the same.
+        on_task: Called with each request's index when it is profiled.
     """
     from langchain_core.messages import BaseMessage, HumanMessage
 

@@ -23,7 +23,7 @@ import numpy as np
 
 from langgraph_hera.policies.base import RouteInput, RoutingPolicy
 from langgraph_hera.policies.features import normalize_text
-from langgraph_hera.state import Decision
+from langgraph_hera.state import Decision, Target
 from langgraph_hera.training.records import route_inputs_from_records, split_episodes
 
 
@@ -52,7 +52,7 @@ class ExploringPolicy(RoutingPolicy):
     def decide(self, route_input: RouteInput) -> Decision:
         decision = self.policy.decide(route_input)
         if self._rng.random() < self.epsilon:
-            flipped = "edge" if decision["target"] == "cloud" else "cloud"
+            flipped: Target = "edge" if decision["target"] == "cloud" else "cloud"
             decision = Decision(
                 **{
                     **decision,

@@ -27,6 +27,7 @@ from langgraph_hera.policies.hera import (
     undoes,
 )
 from langgraph_hera.routing.graph import create_text_agent
+from langgraph_hera.state import HeraContext
 from langgraph_hera.training import (
     TrainConfig,
     auc_score,
@@ -35,7 +36,6 @@ from langgraph_hera.training import (
     route_inputs_from_records,
     split_episodes,
 )
-from langgraph_hera.state import HeraContext
 from tests.conftest import CounterEnv
 
 DIM = 64
