@@ -168,8 +168,6 @@ def test_concurrent_threads_keep_their_own_route_log_ledger_and_caps(tmp_path: P
         )  # its own answers, from the model its own route log names
         assert len(out["route_log"]) == len(out["ledger"]) == 2 * TURNS
         assert [e["target"] for e in out["ledger"]] == targets, who
-        steps = [d["step"] for d in out["route_log"]]
-        assert steps == sorted(steps), who
         if cap is None:
             assert targets == ["cloud"] * (2 * TURNS), who
         elif cap == 0:
