@@ -5,9 +5,13 @@ SQLite file ``OUT/checkpoints.sqlite``)."""
 
 from __future__ import annotations
 
+import signal
+import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -42,6 +46,23 @@ def runner(
         checkpoint_path=checkpoint or out / "checkpoints.sqlite",
         max_steps=GOAL + 10,
     )
+
+
+def kill_after(args: list[str], checkpoints: Callable[[], int], at: int, **popen: Any) -> None:
+    """Run this script with ``args`` and SIGKILL it once ``checkpoints()`` reaches ``at`` (~3
+    checkpoints per step: env, router, model). Fails if it ends first or makes no progress."""
+    proc = subprocess.Popen([sys.executable, __file__, *args], **popen)
+    try:
+        deadline = time.monotonic() + 120
+        while checkpoints() < at:
+            assert proc.poll() is None, "the child ended before it was killed"
+            assert time.monotonic() < deadline, "the child made no progress"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
 
 
 if __name__ == "__main__":

@@ -10,12 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -23,6 +18,7 @@ from typing import Any
 import pytest
 
 from tests.fake_openai import FakeOpenAI, completion
+from tests.integration_tests.langgraph_dev import get, langgraph_dev, post
 
 pytestmark = pytest.mark.integration
 
@@ -31,19 +27,6 @@ EDGE, CLOUD = "edge-fake", "cloud-fake"
 TURNS = 3
 #: Each thread's cap on cloud calls (its run context); the policy always asks for the cloud.
 CAPS: dict[str, int | None] = {"ann": 0, "bob": None, "cyd": 1, "dan": 0, "eve": None}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _post(url: str, payload: dict, timeout: float = 120) -> Any:
-    req = urllib.request.Request(
-        url, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"}
-    )
-    return json.loads(urllib.request.urlopen(req, timeout=timeout).read())
 
 
 def _reply(n: int, body: dict[str, Any], headers: dict[str, str]) -> Any:
@@ -81,9 +64,6 @@ def _user_text(message: dict[str, Any]) -> str:
 
 
 def test_concurrent_threads_keep_their_own_route_log_ledger_and_caps(tmp_path: Path) -> None:
-    cli = shutil.which("langgraph", path=str(Path(sys.executable).parent))
-    if cli is None:
-        pytest.skip("langgraph-cli is not installed (pip install 'langgraph-cli[inmem]')")
     fake = FakeOpenAI(script=_reply)
     # A config outside the repo: `langgraph dev` keeps its state beside it (.langgraph_api).
     config = {
@@ -91,7 +71,6 @@ def test_concurrent_threads_keep_their_own_route_log_ledger_and_caps(tmp_path: P
         "graphs": {"hera_agent": f"{ROOT / 'graphs' / 'agents.py'}:hera_agent"},
     }
     (tmp_path / "langgraph.json").write_text(json.dumps(config))
-    port = _free_port()
     env = {
         **os.environ,
         "HERA_POLICY": "always-cloud",
@@ -102,32 +81,16 @@ def test_concurrent_threads_keep_their_own_route_log_ledger_and_caps(tmp_path: P
         "LANGSMITH_TRACING": "false",
     }
     env.pop("OPENAI_API_KEY", None)
-    log_path = tmp_path / "langgraph-dev.log"
-    log = log_path.open("w")
-    cmd = [cli, "dev", "--no-browser", "--no-reload", "--host", "127.0.0.1", "--port", str(port)]
-    proc = subprocess.Popen(
-        cmd, cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 180
-        while True:
-            try:
-                urllib.request.urlopen(f"{base}/ok", timeout=5)
-                break
-            except OSError:
-                if proc.poll() is not None or time.time() > deadline:
-                    pytest.fail(f"langgraph dev did not start: {log_path.read_text()[-3000:]}")
-                time.sleep(0.5)
+    with fake, langgraph_dev(tmp_path, env, tmp_path / "langgraph-dev.log") as base:
 
         def converse(who: str) -> tuple[str, dict[str, Any], list[int]]:
-            thread_id = _post(f"{base}/threads", {"metadata": {"user": who}})["thread_id"]
+            thread_id = post(f"{base}/threads", {"metadata": {"user": who}})["thread_id"]
             context = {} if CAPS[who] is None else {"max_cloud_calls": CAPS[who]}
             answers = []
             for turn in range(TURNS):
                 a, b = len(who) * 10 + turn, turn
                 message = {"role": "user", "content": f"{who} turn {turn}: {a}+{b}"}
-                out = _post(
+                out = post(
                     f"{base}/threads/{thread_id}/runs/wait",
                     {
                         "assistant_id": "hera_agent",
@@ -138,8 +101,7 @@ def test_concurrent_threads_keep_their_own_route_log_ledger_and_caps(tmp_path: P
                 answers.append(out["messages"][-1]["content"])
                 assert len(out["route_log"]) == 2 * (turn + 1), out  # earlier turns kept
             # What another API instance would read back: the thread's stored state.
-            with urllib.request.urlopen(f"{base}/threads/{thread_id}/state", timeout=60) as r:
-                stored = json.loads(r.read())["values"]
+            stored = get(f"{base}/threads/{thread_id}/state")["values"]
             assert stored["route_log"] == out["route_log"] and stored["ledger"] == out["ledger"]
             return thread_id, out, [len(who) * 10 + 2 * t for t in range(TURNS)]
 
@@ -147,12 +109,6 @@ def test_concurrent_threads_keep_their_own_route_log_ledger_and_caps(tmp_path: P
         with ThreadPoolExecutor(max_workers=len(CAPS)) as pool:
             results = dict(zip(CAPS, pool.map(converse, CAPS), strict=True))
         elapsed = time.perf_counter() - t0
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, 15)
-            proc.wait(timeout=30)
-        log.close()
-        fake.stop()
 
     threads = {who: thread_id for who, (thread_id, _, _) in results.items()}
     assert len(set(threads.values())) == len(CAPS)

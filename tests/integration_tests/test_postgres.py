@@ -5,22 +5,15 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.durable_child import GOAL, Slow, runner
+from tests.durable_child import GOAL, Slow, kill_after, runner
 
 pytestmark = pytest.mark.integration
-
-CHILD = Path(__file__).resolve().parents[1] / "durable_child.py"
-
 
 @pytest.fixture
 def strict_msgpack(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dict[str, Any]]]:
@@ -55,20 +48,8 @@ def test_sigkilled_run_on_postgres_resumes_without_losing_or_repeating_steps(
 ) -> None:
     out = tmp_path / "run"
     env = {**os.environ, "LANGGRAPH_STRICT_MSGPACK": "true"}
-    cmd = [sys.executable, str(CHILD), str(out), "0.05", postgres_url]
-    proc = subprocess.Popen(cmd, env=env)
-    try:
-        deadline = time.monotonic() + 120
-        # ~3 checkpoints per step (env, router, model): kill somewhere past step 10.
-        while _checkpoints(postgres_url) < 35:
-            assert proc.poll() is None, "the child ended before it was killed"
-            assert time.monotonic() < deadline, "the child made no progress"
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    # Kill somewhere past step 10.
+    kill_after([str(out), "0.05", postgres_url], lambda: _checkpoints(postgres_url), 35, env=env)
     assert not (out / "episodes.jsonl").exists()  # it really died mid-episode
     run_id = (out / "run_id").read_text().strip()
 

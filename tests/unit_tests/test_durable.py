@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.durable_child import GOAL, Slow, runner
+from tests.durable_child import GOAL, Slow, kill_after, runner
 
 CHILD = Path(__file__).resolve().parents[1] / "durable_child.py"
 
@@ -27,19 +27,8 @@ def _checkpoints(db: Path) -> int:
 
 def test_sigkilled_run_resumes_without_losing_or_repeating_steps(tmp_path: Path) -> None:
     out = tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, str(CHILD), str(out), "0.05"])
-    try:
-        deadline = time.monotonic() + 120
-        # ~3 checkpoints per step (env, router, model): kill somewhere past step 10.
-        while _checkpoints(out / "checkpoints.sqlite") < 35:
-            assert proc.poll() is None, "the child ended before it was killed"
-            assert time.monotonic() < deadline, "the child made no progress"
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    # Kill somewhere past step 10.
+    kill_after([str(out), "0.05"], lambda: _checkpoints(out / "checkpoints.sqlite"), 35)
     assert not (out / "episodes.jsonl").exists()  # it really died mid-episode
 
     edge, cloud = Slow(script=["inc"]), Slow(script=["inc"], name_="gpt-4o")
