@@ -4,7 +4,8 @@ checked on a real local HTTP server speaking the OpenAI API."""
 from __future__ import annotations
 
 import asyncio
-import json
+import functools
+import operator
 from typing import Any
 
 import pytest
@@ -32,15 +33,13 @@ def _graph(model: Any, *, stream: bool = False, use_async: bool = False) -> Any:
     def call(state: MessagesState) -> dict:
         if stream:
             chunks = list(model.stream(state["messages"]))
-            return {"messages": [chunks[-1]]}
+            return {"messages": [functools.reduce(operator.add, chunks)]}
         return {"messages": [model.invoke(state["messages"])]}
 
     async def acall(state: MessagesState) -> dict:
         if stream:
-            last = None
-            async for chunk in model.astream(state["messages"]):
-                last = chunk
-            return {"messages": [last]}
+            chunks = [chunk async for chunk in model.astream(state["messages"])]
+            return {"messages": [functools.reduce(operator.add, chunks)]}
         return {"messages": [await model.ainvoke(state["messages"])]}
 
     builder = StateGraph(MessagesState)
@@ -98,49 +97,18 @@ def test_session_header_can_be_renamed_or_disabled(server: FakeOpenAI) -> None:
 
 
 def test_streaming_calls_send_the_session_id() -> None:
-    import http.server
-    import threading
+    from tests.fake_providers import FakeProvider, Reply
 
-    seen: list[str | None] = []
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def do_POST(self) -> None:  # noqa: N802 - http.server API
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            seen.append(self.headers.get("x-session-id"))
-            assert body["stream"] is True
-            chunk = {
-                "id": "x",
-                "object": "chat.completion.chunk",
-                "created": 0,
-                "model": "fake",
-                "choices": [{"index": 0, "delta": {"content": "go"}, "finish_reason": "stop"}],
-            }
-            data = f"data: {json.dumps(chunk)}\n\ndata: [DONE]\n\n".encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "text/event-stream")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    try:
-        url = f"http://127.0.0.1:{httpd.server_address[1]}/v1"
-        model = edge_chat_model(url, "edge-fake")
+    with FakeProvider("vllm", script=lambda n, body: Reply.text("go north")) as srv:
+        model = edge_chat_model(srv.url, srv.model)
         _graph(model, stream=True).invoke(
             {"messages": [HumanMessage("s")]}, {"configurable": {"thread_id": "sync-s"}}
         )
-        asyncio.run(
+        out = asyncio.run(
             _graph(model, stream=True, use_async=True).ainvoke(
                 {"messages": [HumanMessage("a")]}, {"configurable": {"thread_id": "async-s"}}
             )
         )
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-    assert seen == ["sync-s", "async-s"]
+    assert out["messages"][-1].content == "go north"  # a real SSE stream, read to the end
+    assert [r.body.get("stream") for r in srv.requests] == [True, True]
+    assert [r.headers.get("x-session-id") for r in srv.requests] == ["sync-s", "async-s"]
