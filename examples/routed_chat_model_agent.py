@@ -14,7 +14,13 @@ import os
 from langchain.agents import create_agent
 from langchain_core.tools import tool
 
-from langgraph_hera import RoutedChatModel, edge_chat_model
+from langgraph_hera import (
+    CostLedger,
+    RoutedChatModel,
+    edge_chat_model,
+    ledger_from_messages,
+    route_log_from_messages,
+)
 from langgraph_hera.models import edge_endpoint
 from langgraph_hera.policies import RandomPolicy
 
@@ -43,9 +49,10 @@ def main() -> None:
         agent = create_agent(model, tools=[add])
         out = agent.invoke({"messages": [("user", "What is 19 + 23? Use the add tool.")]})
         print(out["messages"][-1].content)
-        for decision in model.route_log:
+        # The decisions and costs ride on the replies: the conversation is the record.
+        for decision in route_log_from_messages(out["messages"]):
             print(decision["step"], decision["target"], decision["reason"])
-        print(model.ledger.summary())
+        print(CostLedger(ledger_from_messages(out["messages"])).summary())
 
 
 if __name__ == "__main__":

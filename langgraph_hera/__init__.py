@@ -6,22 +6,31 @@ only the steps a policy sends it. Import the pieces from here; policies live in
 """
 
 from langgraph_hera.accounting import CostLedger, ModelPrice, Pricing
-from langgraph_hera.models import ChatEdge, EdgeServer, RoutedChatModel, edge_chat_model
-from langgraph_hera.policies import RouteInput, RoutingPolicy
+from langgraph_hera.models import ChatEdge, EdgeServer, edge_chat_model
+from langgraph_hera.policies import RoutingPolicy
 from langgraph_hera.routing import (
+    Caps,
+    CloudBudgetExceeded,
+    RoutedChatModel,
     add_router,
     create_hera_agent,
     create_router_node,
     create_text_agent,
+    ledger_from_messages,
     route_by_decision,
+    route_log_from_messages,
 )
 from langgraph_hera.state import (
     Decision,
     HeraContext,
     HeraState,
     LedgerEntry,
+    RouteInput,
+    RoutingState,
+    SupervisionState,
     SupervisorDecision,
     Target,
+    TextEnvState,
 )
 from langgraph_hera.supervision import (
     create_supervised_agent,
@@ -32,7 +41,9 @@ from langgraph_hera.supervision import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "Caps",
     "ChatEdge",
+    "CloudBudgetExceeded",
     "CostLedger",
     "Decision",
     "EdgeServer",
@@ -44,8 +55,11 @@ __all__ = [
     "RouteInput",
     "RoutedChatModel",
     "RoutingPolicy",
+    "RoutingState",
+    "SupervisionState",
     "SupervisorDecision",
     "Target",
+    "TextEnvState",
     "add_router",
     "create_hera_agent",
     "create_router_node",
@@ -54,5 +68,7 @@ __all__ = [
     "create_supervisor_node",
     "create_text_agent",
     "edge_chat_model",
+    "ledger_from_messages",
     "route_by_decision",
+    "route_log_from_messages",
 ]

@@ -1,17 +1,25 @@
-"""Graph state and run context for routed agents.
+"""Records, graph state and run context for routed agents: the bottom layer of the package.
 
-`HeraState` extends LangGraph's `MessagesState` with the fields every routed step writes: the
-route log (one `Decision` per step), the cost ledger (one `LedgerEntry` per model call) and, for
-text-action environments, the task / observation / valid actions of the current step.
+The state schemas are split by kind of agent: `RoutingState` (messages + the fields every routed
+step writes: the route log, one `Decision` per step, and the cost ledger, one `LedgerEntry` per
+model call), `TextEnvState` (the task / observation / valid actions of a text-action episode)
+and `SupervisionState` (PEVR / EVA). `HeraState` is all three together (the old name).
 
-Run settings (budgets, the environment of a text-action episode) travel in `HeraContext`, passed
-as ``graph.invoke(..., context=HeraContext(...))`` or as a plain dict with the same keys.
+**Run vs thread.** A *run* is one turn of a thread: it starts when a new user message enters
+the thread (or a new episode, for text-action agents) and ends when the agent answers, halts or
+runs out of steps. Fields marked *per run* below are reset when the next run starts, so a halt,
+a failed edge step or a step counter never leaks into the next turn; fields marked *per thread*
+accumulate over every run of the thread (each record names its run in ``turn``). Nothing about
+a run or a thread lives in process memory: it is all in this state, in the checkpoints.
+
+Run settings (budgets and their scope, the environment of a text-action episode) travel in
+`HeraContext`, passed as ``graph.invoke(..., context=HeraContext(...))`` or as a plain dict.
 """
 
 from __future__ import annotations
 
 import operator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, Literal, NotRequired
 
 from langgraph.graph import MessagesState
@@ -23,6 +31,36 @@ if TYPE_CHECKING:
 #: Where a step runs.
 Target = Literal["edge", "cloud"]
 TARGETS: tuple[Target, ...] = ("edge", "cloud")
+#: What a budget cap counts: the current run (turn) only, or every run of the thread.
+BudgetScope = Literal["run", "thread"]
+BUDGET_SCOPES: tuple[BudgetScope, ...] = ("run", "thread")
+
+
+@dataclass
+class RouteInput:
+    """Everything a policy may look at for one step (cheap to build).
+
+    Attributes:
+        task: The task: the latest user request (chat agents) or the episode's task.
+        step: Index of the step about to run within the current run (0-based).
+        observation: The last observation (environment text or last tool/user message).
+        last_action: The previous action or AI message text of this run.
+        history: Targets of the previous steps of this run, oldest first.
+        valid_actions: Valid actions (text-action environments); empty otherwise.
+        edge_action: The edge model's proposed action, when the edge ran first.
+        edge_logprob: Log-probability of that proposal, when the server returned one.
+        extra: Anything else a custom policy needs.
+    """
+
+    task: str = ""
+    step: int = 0
+    observation: str = ""
+    last_action: str = ""
+    history: list[str] = field(default_factory=list)
+    valid_actions: list[str] = field(default_factory=list)
+    edge_action: str | None = None
+    edge_logprob: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class Decision(TypedDict):
@@ -36,6 +74,7 @@ class Decision(TypedDict):
         policy: Registered name of the policy that decided.
         reason: Why: the policy's rule, or an override (budget cap, edge failure).
         latency_ms: Time the decision took, featurisation included.
+        turn: The run (turn) the decision belongs to (see the module docstring).
     """
 
     step: int
@@ -45,6 +84,7 @@ class Decision(TypedDict):
     policy: str
     reason: str
     latency_ms: float
+    turn: NotRequired[str]
 
 
 class LedgerEntry(TypedDict):
@@ -63,6 +103,12 @@ class LedgerEntry(TypedDict):
         ok: False when the call failed (then ``error`` says why).
         error: Error message of a failed call.
         cache_hit: True when the reply came from the proposal cache (no energy spent).
+        usage_estimated: True when the reply reported no token usage and the tokens were
+            counted locally (tiktoken); the USD is then an estimate too.
+        price_source: How the USD price was found: ``"configured"`` (the configured model
+            name), ``"reported"`` (the name in the reply) or ``"default"`` (neither is listed:
+            the default price, with a warning logged).
+        turn: The run (turn) the call belongs to.
     """
 
     step: int
@@ -77,6 +123,9 @@ class LedgerEntry(TypedDict):
     ok: bool
     error: NotRequired[str]
     cache_hit: NotRequired[bool]
+    usage_estimated: NotRequired[bool]
+    price_source: NotRequired[str]
+    turn: NotRequired[str]
 
 
 class SupervisorDecision(TypedDict):
@@ -96,6 +145,7 @@ class SupervisorDecision(TypedDict):
             after an intervention the executor starts again from the compact handoff.
         handoff_chars: Length of the handoff text given to the executor (0 when none).
         latency_ms: Wall time of the supervisor's model calls.
+        turn: The run (turn) the supervisor call belongs to.
     """
 
     step: int
@@ -108,22 +158,40 @@ class SupervisorDecision(TypedDict):
     context_tokens: int
     handoff_chars: int
     latency_ms: float
+    turn: NotRequired[str]
 
 
-class HeraState(MessagesState):
-    """State of a routed agent: messages plus routing, cost and environment fields.
+class RoutingState(MessagesState):
+    """State of a routed tool-calling agent: messages plus the routing and cost records.
 
-    ``route_log`` and ``ledger`` accumulate (list concatenation); every other field is
-    overwritten by the node that writes it.
+    Per thread (accumulate over every run): ``messages``, ``route_log``, ``ledger``,
+    ``errors``. Per run (reset when the next run starts): ``turn`` names the run, ``step``,
+    ``decision``, ``edge_failed_step``, ``edge_error``, ``halt``.
     """
 
     route_log: Annotated[list[Decision], operator.add]
     ledger: Annotated[list[LedgerEntry], operator.add]
+    errors: Annotated[list[str], operator.add]
+    """Recorded, non-fatal errors (edge failures, unusable replies, env faults)."""
+    turn: NotRequired[str]
+    """Per run: the id of the run in progress (the id of the user message that started it, or
+    the episode's)."""
     step: NotRequired[int]
-    """Number of model steps taken so far."""
+    """Per run: number of model steps taken in this run."""
     decision: NotRequired[Decision | None]
-    """The decision for the step about to run."""
-    # Text-action environments.
+    """Per run: the decision for the step about to run."""
+    edge_failed_step: NotRequired[int | None]
+    """Per run: the step at which the edge call failed (the router then sends it to the cloud)."""
+    edge_error: NotRequired[str]
+    halt: NotRequired[str | None]
+    """Per run: set when the run must stop early (e.g. the cloud failed and the edge is down, or
+    a cap is reached and the edge cannot serve); the reason. The next run starts clear."""
+
+
+class TextEnvState(RoutingState, MessagesState, TypedDict):
+    """State of a text-action episode (one episode is one run; every field is per run except
+    the accumulating ``trajectory``, which is per thread and names its run in ``turn``)."""
+
     suite: NotRequired[str]
     seed: NotRequired[int]
     trajectory: Annotated[list[dict[str, Any]], operator.add]
@@ -144,17 +212,17 @@ class HeraState(MessagesState):
     """How often the last executed action was executed before in this episode."""
     observation_repeats: NotRequired[int]
     """How often the current observation was seen before in this episode."""
-    edge_failed_step: NotRequired[int | None]
-    """The step at which the edge call failed (the router then sends that step to the cloud)."""
-    edge_error: NotRequired[str]
-    halt: NotRequired[str | None]
-    """Set when the run must stop early (e.g. the cloud failed and the edge is down); the reason."""
     done: NotRequired[bool]
     success: NotRequired[bool]
     score: NotRequired[float]
-    errors: Annotated[list[str], operator.add]
-    """Recorded, non-fatal errors (edge failures, unparsable outputs, env faults)."""
-    # Supervised agents (PEVR / EVA).
+    expert_distance: NotRequired[int | None]
+    """Length of the expert's plan from the current state (ground truth of progress, recorded
+    only when the env node tracks progress)."""
+
+
+class SupervisionFields(TypedDict):
+    """The fields a supervisor adds to a state (see `SupervisionState`)."""
+
     query: NotRequired[str]
     """The user's request as the supervisor saw it first (kept across context resets)."""
     plan: NotRequired[str | None]
@@ -166,9 +234,36 @@ class HeraState(MessagesState):
     """Executor step count at the supervisor's last verification (or the initial plan)."""
     context_start: NotRequired[int]
     """Executor step count at the last context reset (0: never reset)."""
-    expert_distance: NotRequired[int | None]
-    """Length of the expert's plan from the current state (ground truth of progress, recorded
-    only when the env node tracks progress)."""
+
+
+class SupervisionState(RoutingState, SupervisionFields, MessagesState, TypedDict):
+    """State of a supervised agent (PEVR / EVA). ``supervision_log`` is per thread; the plan,
+    handoff and verification counters are per run (a new request gets a new plan)."""
+
+
+# Every ancestor listed, TypedDict last: pdoc (Python 3.11) reads a TypedDict's bases from
+# ``__orig_bases__`` only, so inherited fields need their class named here to be documented.
+class HeraState(TextEnvState, SupervisionFields, RoutingState, MessagesState, TypedDict):
+    """Every field of `RoutingState`, `TextEnvState` and `SupervisionState` (one schema for all
+    prebuilt graphs; your own graph may use the narrowest one that fits)."""
+
+
+#: Per-run fields of `RoutingState`, with the value each run starts from.
+RUN_FIELDS: dict[str, Any] = {
+    "step": 0,
+    "decision": None,
+    "edge_failed_step": None,
+    "edge_error": "",
+    "halt": None,
+}
+#: Per-run fields of `SupervisionState` (a new request gets a new plan and a fresh executor).
+SUPERVISION_RUN_FIELDS: dict[str, Any] = {
+    "query": "",
+    "plan": None,
+    "handoff": None,
+    "last_verified_step": 0,
+    "context_start": 0,
+}
 
 
 @dataclass
@@ -182,6 +277,8 @@ class HeraContext:
             included).
         cloud_call_usd_estimate: Upper bound of one cloud call's cost, used to keep the spend
             under ``cloud_budget_usd`` (default: the most expensive cloud call so far).
+        budget_scope: What the caps count: ``"run"`` (default: the current run, i.e. turn, of
+            the thread) or ``"thread"`` (every run of the thread so far).
         cloud_retry: How failed cloud calls are retried (`RetryPolicy`; default 4 attempts,
             exponential backoff with jitter, Retry-After honoured).
         max_steps: Stop a text-action episode after this many steps.
@@ -191,6 +288,7 @@ class HeraContext:
     cloud_budget_usd: float | None = None
     max_cloud_calls: int | None = None
     cloud_call_usd_estimate: float | None = None
+    budget_scope: BudgetScope = "run"
     cloud_retry: Any = None
     max_steps: int = 50
     env: TextEnv | None = None
@@ -206,6 +304,10 @@ class HeraContext:
             raise ValueError(
                 "cloud_call_usd_estimate must be >= 0 or None, got "
                 f"{self.cloud_call_usd_estimate!r}"
+            )
+        if self.budget_scope not in BUDGET_SCOPES:
+            raise ValueError(
+                f"budget_scope must be one of {list(BUDGET_SCOPES)}, got {self.budget_scope!r}"
             )
         if self.max_steps < 1:
             raise ValueError(f"max_steps must be >= 1, got {self.max_steps!r}")

@@ -202,7 +202,7 @@ class PolicyDecisionModel(BaseDecisionModel):
             raise ValueError(
                 f"on_policy_error must be one of {ON_POLICY_ERROR}, got {on_policy_error!r}"
             )
-        super().__init__(
+        super().__init__(  # type: ignore[call-arg]  # pydantic fields of the subclass
             policy=resolved,
             edge_choice=edge_choice,
             cloud_choice=cloud_choice,

@@ -7,38 +7,10 @@ import time
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, ClassVar, TypeVar
 
-from langgraph_hera.state import Decision, Target
-
-
-@dataclass
-class RouteInput:
-    """Everything a policy may look at for one step (cheap to build).
-
-    Attributes:
-        task: The task / user request.
-        step: Index of the step about to run (0-based).
-        observation: The last observation (environment text or last tool/user message).
-        last_action: The previous action or AI message text.
-        history: Targets of the previous steps, oldest first.
-        valid_actions: Valid actions (text-action environments); empty otherwise.
-        edge_action: The edge model's proposed action, when the edge ran first.
-        edge_logprob: Log-probability of that proposal, when the server returned one.
-        extra: Anything else a custom policy needs.
-    """
-
-    task: str = ""
-    step: int = 0
-    observation: str = ""
-    last_action: str = ""
-    history: list[str] = field(default_factory=list)
-    valid_actions: list[str] = field(default_factory=list)
-    edge_action: str | None = None
-    edge_logprob: float | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+from langgraph_hera.state import Decision, RouteInput, Target
 
 
 class RoutingPolicy(ABC):

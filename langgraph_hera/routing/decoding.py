@@ -80,7 +80,7 @@ def constrained(model: Any, valid_actions: Sequence[str], decoding: str | bool =
     if decoding == "rank":
         return ranked_choice(inner, valid_actions)
     if getattr(inner, "server_backend", None) == "llamacpp":
-        extra = {"grammar": choice_grammar(valid_actions)}
+        extra: dict[str, Any] = {"grammar": choice_grammar(valid_actions)}
     else:
         extra = {"structured_outputs": {"choice": list(valid_actions)}}
     return model.bind(extra_body=extra, logprobs=True)

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import threading
+import uuid
 from typing import Any, Literal
 
-from langchain_core.messages import HumanMessage
+from langchain_core.messages import HumanMessage, RemoveMessage
 from langchain_core.runnables import RunnableConfig, RunnableLambda
+from langgraph.graph.message import REMOVE_ALL_MESSAGES
 
 from langgraph_hera.envs.base import EnvStep, TextEnv
-from langgraph_hera.routing.router import current_context
+from langgraph_hera.routing.decide import current_context
+from langgraph_hera.routing.nodes import action_prompt, run_trajectory
 from langgraph_hera.secrets import get_logger, redact
-from langgraph_hera.state import context_value
+from langgraph_hera.state import RUN_FIELDS, SUPERVISION_RUN_FIELDS, context_value
 
 logger = get_logger(__name__)
 
@@ -103,8 +106,6 @@ def _release(config: RunnableConfig) -> None:
 def prompt_text(state: dict[str, Any], history_window: int = 4) -> str:
     """The user part of the prompt the models saw for the current step (the system prompt is
     the constant `ACTION_SYSTEM_PROMPT`)."""
-    from langgraph_hera.routing.nodes import action_prompt
-
     return str(action_prompt(state, history_window=history_window)[-1].content)
 
 
@@ -154,13 +155,26 @@ def env_step(
     verdicts are scored against.
     """
     env, own = _env_for(state, config)
-    if "observation" not in state:
+    # A new run (episode) starts on the thread's first visit, and on the first visit after an
+    # episode ended or halted: one invoke is one episode, and nothing of the last one leaks.
+    if "observation" not in state or state.get("done") or state.get("halt"):
         seed = state.get("seed", context_value(current_context(), "seed", 0))
         obs = env.reset(int(seed))
         update: dict[str, Any] = {
+            **RUN_FIELDS,
+            **SUPERVISION_RUN_FIELDS,
             **_fields(obs),
-            "step": 0,
-            "messages": [HumanMessage(f"Task: {obs.task}\n{obs.observation}")],
+            "turn": f"episode-{uuid.uuid4().hex[:16]}",
+            "edge_proposal": None,
+            "last_action": "",
+            "action_repeats": 0,
+            "observation_repeats": 0,
+            "expert_distance": None,
+            # The messages hold the current episode (the executor's context).
+            "messages": [
+                RemoveMessage(id=REMOVE_ALL_MESSAGES),
+                HumanMessage(f"Task: {obs.task}\n{obs.observation}"),
+            ],
         }
         if track_progress:
             update["expert_distance"] = expert_distance(env, obs)
@@ -174,9 +188,10 @@ def env_step(
         if own:
             _release(config)
         return {"errors": [msg], "halt": msg, "done": True, "success": False}
-    past = [r["action"] for r in state.get("trajectory") or []]
+    records = run_trajectory(state)
+    past = [r["action"] for r in records]
     # Every observation shown so far: each record's own, then the current one.
-    seen = [r["observation"] for r in state.get("trajectory") or []]
+    seen = [r["observation"] for r in records]
     seen.append(state.get("observation", ""))
     decision = state.get("decision") or {}
     ledger = (state.get("ledger") or [{}])[-1]
@@ -188,6 +203,7 @@ def env_step(
     edge_action = action if target == "edge" else proposal.get("action")
     cloud_action = action if target == "cloud" else None
     record = {
+        "turn": state.get("turn"),
         "step": step,
         "observation": state.get("observation", ""),
         "valid_actions": list(state.get("valid_actions") or []),

@@ -7,7 +7,7 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 
-from langgraph_hera.policies.base import RouteInput
+from langgraph_hera.state import RouteInput
 
 
 def message_text(message: BaseMessage) -> str:
@@ -31,13 +31,47 @@ def _repeats(items: Sequence[str]) -> int:
     return sum(_norm(i) == last for i in items[:-1])
 
 
+#: Marks a human message written by the project, not by the user (a supervisor's handoff after
+#: a context reset): it does not start a new run.
+HANDOFF_KEY = "hera_handoff"
+
+
+def is_user_message(message: BaseMessage) -> bool:
+    """True for a human message the user wrote (not a supervisor's handoff)."""
+    return isinstance(message, HumanMessage) and not message.additional_kwargs.get(HANDOFF_KEY)
+
+
+def current_run(messages: Sequence[BaseMessage]) -> tuple[int, str | None]:
+    """Where the current run (turn) starts in a thread: the index of the latest user message
+    (0 when there is none) and its id (the run's id; ``None`` without a user message or id).
+
+    A run is one user request and every step taken for it; the next user message starts the next
+    run. Features, step counts and per-run caps are scoped to it.
+    """
+    for i in range(len(messages) - 1, -1, -1):
+        if is_user_message(messages[i]):
+            return i, messages[i].id
+    return 0, None
+
+
 def route_input_from_messages(
     messages: Sequence[BaseMessage], *, history: Sequence[str] = ()
 ) -> RouteInput:
-    """Features of a chat: task = first human message, observation = last message."""
-    task = next((message_text(m) for m in messages if isinstance(m, HumanMessage)), "")
-    ai_texts = [message_text(m) for m in messages if isinstance(m, AIMessage)]
-    other_texts = [message_text(m) for m in messages if not isinstance(m, AIMessage)]
+    """Features of a chat, scoped to the current run (turn).
+
+    The task is the latest user request (not the thread's first message); ``step`` counts the
+    AI messages since it; the observation is the last message; repetition signals look at this
+    run only.
+
+    Args:
+        messages: The thread's messages, oldest first.
+        history: Targets of this run's previous steps (oldest first).
+    """
+    start, _ = current_run(messages)
+    run = list(messages[start:])
+    task = message_text(run[0]) if run and isinstance(run[0], HumanMessage) else ""
+    ai_texts = [message_text(m) for m in run if isinstance(m, AIMessage)]
+    other_texts = [message_text(m) for m in run if not isinstance(m, AIMessage)]
     return RouteInput(
         task=task,
         step=len(ai_texts),
@@ -47,7 +81,8 @@ def route_input_from_messages(
         extra={
             "action_repeats": _repeats(ai_texts),
             "observation_repeats": _repeats(other_texts),
-            "n_messages": len(messages),
+            "n_messages": len(run),
+            "n_thread_messages": len(messages),
         },
     )
 
@@ -55,7 +90,10 @@ def route_input_from_messages(
 def route_input_from_state(state: Mapping[str, Any]) -> RouteInput:
     """Features of a `HeraState`: text-action fields when present, else the messages."""
     messages: list[BaseMessage] = list(state.get("messages") or [])
-    history = [d["target"] for d in state.get("route_log") or []]
+    turn = state.get("turn")
+    history = [
+        d["target"] for d in state.get("route_log") or [] if turn is None or d.get("turn") == turn
+    ]
     ri = route_input_from_messages(messages, history=history)
     ri.step = int(state.get("step", ri.step))
     if state.get("task"):

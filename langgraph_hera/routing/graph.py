@@ -210,7 +210,9 @@ def create_text_agent(
             ),
             destinations=("router",),
         )
-    builder.add_node("router", create_router_node(pol, edge_health=edge_health))
+    builder.add_node(
+        "router", create_router_node(pol, edge_health=edge_health, run_start="external")
+    )
     builder.add_node(
         "edge",
         create_action_node(edge, target="edge", constrain=constrain_edge, **common),

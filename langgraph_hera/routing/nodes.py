@@ -23,7 +23,9 @@ from langgraph_hera.models.retry import (
     cloud_retry_policy,
     retry_note,
 )
+from langgraph_hera.routing.decide import current_context
 from langgraph_hera.routing.decoding import check_decoding, constrained, reply_logprob
+from langgraph_hera.routing.wire import to_wire, unusable_reply
 from langgraph_hera.secrets import error_text, get_logger
 from langgraph_hera.state import LedgerEntry, Target
 from langgraph_hera.tracing import decision_config
@@ -61,9 +63,18 @@ class _Call:
         return decision_config(decision, config) if decision else config
 
     def entry(
-        self, message: BaseMessage | None, step: int, t0: float, error: str | None = None
+        self,
+        message: BaseMessage | None,
+        step: int,
+        t0: float,
+        error: str | None = None,
+        *,
+        state: dict[str, Any] | None = None,
+        prompt: Sequence[BaseMessage] | None = None,
     ) -> LedgerEntry:
-        return entry_from_message(
+        """The ledger entry of this call; tokens are counted from ``prompt`` and the reply when
+        the reply reports no usage (marked ``usage_estimated``)."""
+        entry = entry_from_message(
             message,
             step=step,
             target=self.target,
@@ -72,13 +83,16 @@ class _Call:
             model=self.model_name,
             edge_params=self.edge_params,
             error=error,
+            prompt=prompt,
         )
+        turn = (state or {}).get("turn")
+        if turn is not None:
+            entry["turn"] = turn
+        return entry
 
     def _policy(self) -> RetryPolicy:
         if self.target != "cloud":
             return NO_RETRY  # a failed edge call fails over to the cloud at once
-        from langgraph_hera.routing.router import current_context
-
         return cloud_retry_policy(current_context())
 
     def invoke(
@@ -95,15 +109,27 @@ class _Call:
         note = retry_note(step, self.target, notes)
         return await acall_with_retries(lambda: model.ainvoke(prompt, config), self._policy(), note)
 
-    def failure(self, state: dict[str, Any], exc: Exception, t0: float) -> Command:
+    def failure(
+        self,
+        state: dict[str, Any],
+        exc: Exception | str,
+        t0: float,
+        *,
+        reply: BaseMessage | None = None,
+        prompt: Sequence[BaseMessage] | None = None,
+    ) -> Command:
         """A failed call, recorded: the edge hands the step back to the router (which sends it
-        to the cloud); a failed cloud call, or an edge call without a router, halts the run."""
+        to the cloud); a failed cloud call, or an edge call without a router, halts the run.
+
+        ``exc`` is the exception, or why a ``reply`` that came back is unusable (`unusable_reply`:
+        the reply is charged but never enters the thread)."""
         step = int(state.get("step", 0))
-        error = error_text(exc)
-        msg = f"step {step}: {self.target} call failed: {error}"
+        error = exc if isinstance(exc, str) else error_text(exc)
+        verb = "reply unusable" if isinstance(exc, str) else "call failed"
+        msg = f"step {step}: {self.target} {verb}: {error}"
         logger.warning(msg)
         update: dict[str, Any] = {
-            "ledger": [self.entry(None, step, t0, error=error)],
+            "ledger": [self.entry(reply, step, t0, error=error, state=state, prompt=prompt)],
             "errors": [msg],
         }
         if self.target == "edge" and self.router_node:
@@ -164,38 +190,49 @@ def create_model_node(
     call = _Call(_check_target(target), pricing, edge_params, _model_name(model), router_node)
 
     def _messages(state: dict[str, Any]) -> list[BaseMessage]:
-        msgs = list(state.get("messages") or [])
+        msgs = to_wire(list(state.get("messages") or []))
         return [SystemMessage(system_prompt), *msgs] if system_prompt else msgs
 
-    def _done(state: dict[str, Any], reply: BaseMessage, t0: float) -> Command:
+    def _done(
+        state: dict[str, Any], reply: BaseMessage, t0: float, prompt: list[BaseMessage]
+    ) -> Command:
+        problem = unusable_reply(reply)
+        if problem is not None:
+            # Never left in the thread: the edge's step fails over to the cloud; a cloud reply
+            # that cannot be used ends the run with the reason.
+            return call.failure(state, problem, t0, reply=reply, prompt=prompt)
         step = int(state.get("step", 0))
         calls_tools = isinstance(reply, AIMessage) and bool(reply.tool_calls)
         return Command(
             goto=tools_node if (calls_tools and tools_node) else END,
             update={
                 "messages": [reply],
-                "ledger": [call.entry(reply, step, t0)],
+                "ledger": [call.entry(reply, step, t0, state=state, prompt=prompt)],
                 "step": step + 1,
             },
         )
 
     def run(state: dict[str, Any], config: RunnableConfig) -> Any:
-        t0, notes, step = time.perf_counter(), [], int(state.get("step", 0))
+        notes: list[str] = []
+        t0, step = time.perf_counter(), int(state.get("step", 0))
+        prompt = _messages(state)
         try:
             cfg = call.config(state, config)
-            reply = call.invoke(model, _messages(state), cfg, step, notes)
+            reply = call.invoke(model, prompt, cfg, step, notes)
         except Exception as exc:
-            return _noted(call.failure(state, exc, t0), notes)
-        return _noted(_done(state, reply, t0), notes)
+            return _noted(call.failure(state, exc, t0, prompt=prompt), notes)
+        return _noted(_done(state, reply, t0, prompt), notes)
 
     async def arun(state: dict[str, Any], config: RunnableConfig) -> Any:
-        t0, notes, step = time.perf_counter(), [], int(state.get("step", 0))
+        notes: list[str] = []
+        t0, step = time.perf_counter(), int(state.get("step", 0))
+        prompt = _messages(state)
         try:
             cfg = call.config(state, config)
-            reply = await call.ainvoke(model, _messages(state), cfg, step, notes)
+            reply = await call.ainvoke(model, prompt, cfg, step, notes)
         except Exception as exc:
-            return _noted(call.failure(state, exc, t0), notes)
-        return _noted(_done(state, reply, t0), notes)
+            return _noted(call.failure(state, exc, t0, prompt=prompt), notes)
+        return _noted(_done(state, reply, t0, prompt), notes)
 
     return RunnableLambda(run, afunc=arun, name=target)
 
@@ -209,10 +246,17 @@ ACTION_SYSTEM_PROMPT = (
 )
 
 
+def run_trajectory(state: dict[str, Any]) -> list[dict[str, Any]]:
+    """The trajectory records of the current run (episode): ``trajectory`` accumulates over the
+    thread, each record naming its run in ``turn``."""
+    turn = state.get("turn")
+    return [r for r in state.get("trajectory") or [] if r.get("turn") == turn]
+
+
 def action_prompt(state: dict[str, Any], *, history_window: int = 4) -> list[BaseMessage]:
     """The messages a model sees for one text-action step."""
     lines = [f"Task: {state.get('task', '')}"]
-    past = list(state.get("trajectory") or [])[-history_window:]
+    past = run_trajectory(state)[-history_window:]
     if past:
         lines.append("Recent steps:")
         lines += [f"> {p['action']}\n{_clip(p['next_observation'])}" for p in past]
@@ -237,7 +281,7 @@ def since_reset_prompt(state: dict[str, Any]) -> list[BaseMessage]:
     """
     start = int(state.get("context_start", 0))
     view = dict(state)
-    view["trajectory"] = [r for r in state.get("trajectory") or [] if int(r["step"]) >= start]
+    view["trajectory"] = [r for r in run_trajectory(state) if int(r["step"]) >= start]
     handoff = state.get("handoff")
     if handoff:
         label = "Plan" if state.get("plan") else "Advice"
@@ -401,14 +445,17 @@ def create_action_node(
             }
             return Command(
                 goto=router_node,
-                update={"edge_proposal": proposal, "ledger": [call.entry(reply, step, t0)]},
+                update={
+                    "edge_proposal": proposal,
+                    "ledger": [call.entry(reply, step, t0, state=state)],
+                },
             )
         update: dict[str, Any] = {
             "action": action,
             "action_valid": ok,
             "action_logprob": reply_logprob(reply),
             "messages": [AIMessage(action, name=target)],
-            "ledger": [call.entry(reply, step, t0)],
+            "ledger": [call.entry(reply, step, t0, state=state)],
             "step": step + 1,
         }
         problem = _reply_problem(text, ok, state)
@@ -420,7 +467,8 @@ def create_action_node(
         reused = _reuse(state)
         if reused is not None:
             return reused
-        t0, notes, step = time.perf_counter(), [], int(state.get("step", 0))
+        notes: list[str] = []
+        t0, step = time.perf_counter(), int(state.get("step", 0))
         try:
             prompt = _prompt(state)
             reply = call.invoke(_bound(state), prompt, call.config(state, config), step, notes)
@@ -432,7 +480,8 @@ def create_action_node(
         reused = _reuse(state)
         if reused is not None:
             return reused
-        t0, notes, step = time.perf_counter(), [], int(state.get("step", 0))
+        notes: list[str] = []
+        t0, step = time.perf_counter(), int(state.get("step", 0))
         try:
             prompt = _prompt(state)
             cfg = call.config(state, config)

@@ -132,7 +132,7 @@ def create_supervised_agent(
         builder.add_node("tools", ToolNode(tool_list))
 
         def after_tools(state: dict[str, Any]) -> Literal["supervisor", "__end__"]:
-            return END if int(state.get("step", 0)) >= max_turns else "supervisor"
+            return "__end__" if int(state.get("step", 0)) >= max_turns else "supervisor"
 
         builder.add_conditional_edges("tools", after_tools, {"supervisor": "supervisor", END: END})
     return builder.compile(checkpointer=checkpointer, name=name)
@@ -198,6 +198,7 @@ def create_supervised_text_agent(
         verify_every=verify_every,
         summarize=summarize,
         trigger=trigger,
+        run_start="external",  # the env node starts each episode
     )
     builder.add_node(
         "executor",

@@ -19,11 +19,28 @@ from langgraph_hera.models.retry import (
     retry_note,
 )
 from langgraph_hera.policies.base import RoutingPolicy, get_policy
-from langgraph_hera.routing.features import message_text, route_input_from_state
+from langgraph_hera.routing.features import (
+    HANDOFF_KEY,
+    is_user_message,
+    message_text,
+    route_input_from_state,
+)
 from langgraph_hera.routing.nodes import _clip, _model_name
-from langgraph_hera.routing.router import budget_block, current_context
+from langgraph_hera.routing.router import (
+    RUN_STARTS,
+    RunStart,
+    begin_run,
+    budget_block,
+    current_context,
+)
 from langgraph_hera.secrets import error_text
-from langgraph_hera.state import Decision, LedgerEntry, SupervisorDecision, Target
+from langgraph_hera.state import (
+    SUPERVISION_RUN_FIELDS,
+    Decision,
+    LedgerEntry,
+    SupervisorDecision,
+    Target,
+)
 from langgraph_hera.supervision.prompts import (
     advise_prompt,
     parse_verdict,
@@ -80,8 +97,9 @@ def _query(state: dict[str, Any]) -> str:
         return str(state["query"])
     if state.get("task"):
         return str(state["task"])
-    first = next((m for m in state.get("messages") or [] if m.type == "human"), None)
-    return message_text(first) if first is not None else ""
+    # The latest user request: the one this run serves (earlier turns had their own).
+    latest = next((m for m in reversed(state.get("messages") or []) if is_user_message(m)), None)
+    return message_text(latest) if latest is not None else ""
 
 
 def _context_tokens(state: dict[str, Any]) -> int:
@@ -97,9 +115,12 @@ def _handoff_message(state: dict[str, Any], label: str, text: str) -> HumanMessa
     if "valid_actions" in state:
         return HumanMessage(
             f"Task: {query}\n{label}:\n{text.strip()}\n"
-            f"Observation: {_clip(state.get('observation', ''), 1200)}"
+            f"Observation: {_clip(state.get('observation', ''), 1200)}",
+            additional_kwargs={HANDOFF_KEY: True},
         )
-    return HumanMessage(f"{query}\n\n{label}:\n{text.strip()}")
+    return HumanMessage(
+        f"{query}\n\n{label}:\n{text.strip()}", additional_kwargs={HANDOFF_KEY: True}
+    )
 
 
 class _Supervisor:
@@ -114,7 +135,9 @@ class _Supervisor:
         executor_target: Target,
         pricing: Pricing | None,
         edge_params: float,
+        run_start: RunStart = "user-message",
     ) -> None:
+        self.run_start = run_start
         self.model = model
         self.mode = mode
         self.verify_every = verify_every
@@ -134,12 +157,13 @@ class _Supervisor:
         config: RunnableConfig,
         ledger: list[LedgerEntry],
         notes: list[str],
+        turn: str | None = None,
     ) -> tuple[str | None, LedgerEntry | None, str | None]:
         """One supervisor call: (reply text, ledger entry, error); a cloud supervisor's retried
         attempts are appended to ``notes``. A cloud supervisor is not called past a budget cap
         (no entry; the error says which cap)."""
         if self.side == "cloud":
-            blocked = budget_block(ledger, current_context())
+            blocked = budget_block(ledger, current_context(), turn=turn)
             if blocked:
                 return None, None, f"not called: {blocked}"
         t0 = time.perf_counter()
@@ -147,7 +171,7 @@ class _Supervisor:
         note = retry_note(step, "supervisor", notes)
 
         def entry(reply: Any, error: str | None = None) -> LedgerEntry:
-            return entry_from_message(
+            out = entry_from_message(
                 reply,
                 step=step,
                 target="supervisor",
@@ -157,7 +181,11 @@ class _Supervisor:
                 edge_params=self.edge_params,
                 error=error,
                 side=self.side,
+                prompt=messages,
             )
+            if turn is not None:
+                out["turn"] = turn
+            return out
 
         try:
             reply = call_with_retries(lambda: self.model.invoke(messages, config), policy, note)
@@ -193,8 +221,13 @@ class _Supervisor:
         )
 
     def __call__(self, state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
-        step = int(state.get("step", 0))
         update: dict[str, Any] = {}
+        if self.run_start == "user-message":
+            update = begin_run(state)
+            if update:  # a new request: a new plan, a fresh executor context
+                update.update(SUPERVISION_RUN_FIELDS)
+            state = {**state, **update}
+        step = int(state.get("step", 0))
         if not state.get("query"):
             update["query"] = _query(state)
             state = {**state, **update}
@@ -203,9 +236,13 @@ class _Supervisor:
             log, more = self._supervise(state, step, config)
             update.update(more)
         if log is not None:
+            if state.get("turn") is not None:
+                log["turn"] = state["turn"]
             update["supervision_log"] = [log]
             trace_decision(log, config, kind="supervisor")
         decision = self._executor_decision(step)
+        if state.get("turn") is not None:
+            decision["turn"] = state["turn"]
         update["decision"] = decision
         update["route_log"] = [decision]
         return update
@@ -215,7 +252,7 @@ class _Supervisor:
     ) -> tuple[SupervisorDecision | None, dict[str, Any]]:
         """Plan (PEVR's first visit), or verify when due; retried calls go to ``errors``."""
         notes: list[str] = []
-        if self.mode == "pevr" and step == 0 and not state.get("supervision_log"):
+        if self.mode == "pevr" and step == 0 and state.get("plan") is None:
             log, update = self._plan(state, step, config, notes)
         else:
             trigger = self._due(state, step)
@@ -232,7 +269,12 @@ class _Supervisor:
         t0 = time.perf_counter()
         ledger = list(state.get("ledger") or [])
         text, entry, error = self._call(
-            plan_prompt(_query(state), _situation(state)), step, config, ledger, notes
+            plan_prompt(_query(state), _situation(state)),
+            step,
+            config,
+            ledger,
+            notes,
+            state.get("turn"),
         )
         update: dict[str, Any] = {"ledger": [entry] if entry else [], "last_verified_step": step}
         reason = "initial plan"
@@ -269,6 +311,7 @@ class _Supervisor:
             config,
             ledger,
             notes,
+            state.get("turn"),
         )
         update: dict[str, Any] = {"ledger": [entry] if entry else [], "last_verified_step": step}
         if error is not None:
@@ -297,7 +340,9 @@ class _Supervisor:
                 situation=_situation(state),
             )
             action, label = "advise", "Summary and advice" if self.summarize else "Advice"
-        text, entry2, error = self._call(prompt, step, config, ledger + update["ledger"], notes)
+        text, entry2, error = self._call(
+            prompt, step, config, ledger + update["ledger"], notes, state.get("turn")
+        )
         if entry2 is not None:
             update["ledger"].append(entry2)
         if error is not None or not (text or "").strip():
@@ -373,6 +418,7 @@ def create_supervisor_node(
     pricing: Pricing | None = None,
     edge_params: float = DEFAULT_EDGE_PARAMS,
     name: str = "supervisor",
+    run_start: RunStart = "user-message",
 ) -> RunnableLambda:
     """The supervisor node of a PEVR / EVA agent; place it before every executor step.
 
@@ -406,16 +452,31 @@ def create_supervisor_node(
         pricing: Cloud prices for the ledger.
         edge_params: Edge model size N (energy of an edge-side supervisor).
         name: Node name.
+        run_start: What starts a new run of the thread: ``"user-message"`` (chat agents: a
+            new human message gets a new plan and a fresh executor; the per-run fields of
+            `langgraph_hera.state.SUPERVISION_RUN_FIELDS` start again) or ``"external"`` (the
+            env node of text-action agents starts each episode).
 
     Raises:
-        ValueError: Invalid ``mode``, ``verify_every`` or ``side``.
+        ValueError: Invalid ``mode``, ``verify_every``, ``side`` or ``run_start``.
     """
     pol = get_policy(trigger) if isinstance(trigger, str) else trigger
     if model is not None:
         check_supervision_args(mode, verify_every, pol)
     if side not in SIDES:
         raise ValueError(f"side must be one of {list(SIDES)}, got {side!r}")
+    if run_start not in RUN_STARTS:
+        raise ValueError(f"run_start must be one of {list(RUN_STARTS)}, got {run_start!r}")
     sup = _Supervisor(
-        model, mode, verify_every, summarize, pol, side, executor_target, pricing, edge_params
+        model,
+        mode,
+        verify_every,
+        summarize,
+        pol,
+        side,
+        executor_target,
+        pricing,
+        edge_params,
+        run_start,
     )
     return RunnableLambda(sup, name=name)

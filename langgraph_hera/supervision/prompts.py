@@ -123,9 +123,9 @@ def parse_verdict(text: Any) -> tuple[bool, str, bool]:
     continues), ``parsed=False`` and the raw reply as the reason, so that it is recorded.
     """
     raw = text if isinstance(text, str) else str(text or "")
-    for match in re.finditer(r"\{.*?\}", raw, re.DOTALL):
+    for found in re.finditer(r"\{.*?\}", raw, re.DOTALL):
         try:
-            data = json.loads(match.group(0))
+            data = json.loads(found.group(0))
         except ValueError:
             continue
         if isinstance(data, dict) and "on_track" in data:

@@ -78,7 +78,7 @@ def test_cloud_cap_is_never_exceeded(scripted) -> None:
     out = agent.invoke({"messages": [("user", "hi")]}, context=HeraContext(max_cloud_calls=2))
     targets = [d["target"] for d in out["route_log"]]
     assert targets == ["cloud", "cloud", "edge"]
-    assert "cloud call cap reached: 2 of 2" in out["route_log"][2]["reason"]
+    assert "cloud call cap reached (run): 2 of 2" in out["route_log"][2]["reason"]
     assert cloud.calls == 2
 
 

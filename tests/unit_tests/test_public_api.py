@@ -2,7 +2,9 @@ import langgraph_hera
 import langgraph_hera.policies as policies
 
 EXPECTED_ALL = [
+    "Caps",
     "ChatEdge",
+    "CloudBudgetExceeded",
     "CostLedger",
     "Decision",
     "EdgeServer",
@@ -14,8 +16,11 @@ EXPECTED_ALL = [
     "RouteInput",
     "RoutedChatModel",
     "RoutingPolicy",
+    "RoutingState",
+    "SupervisionState",
     "SupervisorDecision",
     "Target",
+    "TextEnvState",
     "add_router",
     "create_hera_agent",
     "create_router_node",
@@ -24,7 +29,9 @@ EXPECTED_ALL = [
     "create_supervisor_node",
     "create_text_agent",
     "edge_chat_model",
+    "ledger_from_messages",
     "route_by_decision",
+    "route_log_from_messages",
 ]
 
 

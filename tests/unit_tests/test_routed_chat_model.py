@@ -6,7 +6,8 @@ from langchain_core.tools import tool
 from langchain_openai import ChatOpenAI
 from langchain_tests.unit_tests import ChatModelUnitTests
 
-from langgraph_hera import RoutedChatModel
+from langgraph_hera import CostLedger, RoutedChatModel, ledger_from_messages
+from langgraph_hera import route_log_from_messages as route_log
 from langgraph_hera.policies import AlwaysCloud, RandomPolicy
 
 
@@ -33,7 +34,11 @@ class TestRoutedChatModelStandard(ChatModelUnitTests):
         return True
 
 
-def test_routes_per_call_and_keeps_a_ledger(scripted) -> None:
+def _ledger(*replies) -> CostLedger:
+    return CostLedger(ledger_from_messages(list(replies)))
+
+
+def test_routes_per_call_and_records_on_each_reply(scripted) -> None:
     edge, cloud = scripted("from edge", name="edge"), scripted("from cloud", name="gpt-4o")
     model = RoutedChatModel(edge=edge, cloud=cloud, policy=RandomPolicy(0.5, seed=7))
     replies = [model.invoke([HumanMessage(f"q{i}")]) for i in range(40)]
@@ -42,10 +47,13 @@ def test_routes_per_call_and_keeps_a_ledger(scripted) -> None:
     for r, t in zip(replies, targets, strict=True):
         assert r.content == f"from {t}"
         assert r.response_metadata["hera_decision"]["policy"] == "random"
-    assert [d["target"] for d in model.route_log] == targets
-    assert model.ledger.calls("edge") == edge.calls == targets.count("edge")
-    assert model.ledger.calls("cloud") == cloud.calls == targets.count("cloud")
-    assert model.ledger.tokens("cloud")["input"] == 11 * targets.count("cloud")
+    assert [d["target"] for d in route_log(replies)] == targets
+    ledger = _ledger(*replies)
+    assert ledger.calls("edge") == edge.calls == targets.count("edge")
+    assert ledger.calls("cloud") == cloud.calls == targets.count("cloud")
+    assert ledger.tokens("cloud")["input"] == 11 * targets.count("cloud")
+    # Nothing about the calls stays in the model (one instance serves every thread).
+    assert not hasattr(model, "route_log") and len(model._reservations) == 0
 
 
 def test_edge_failure_retries_on_cloud(scripted) -> None:
@@ -53,22 +61,24 @@ def test_edge_failure_retries_on_cloud(scripted) -> None:
     reply = model.invoke("hi")
     assert reply.content == "ok"
     assert reply.response_metadata["hera_target"] == "cloud"
-    assert "edge failed: ConnectionError" in model.route_log[0]["reason"]
-    assert [e["ok"] for e in model.ledger.entries] == [False, True]
+    assert "edge failed: ConnectionError" in route_log([reply])[0]["reason"]
+    assert [e["ok"] for e in _ledger(reply).entries] == [False, True]
 
 
-def test_cloud_cap_holds(scripted) -> None:
+def test_cloud_cap_holds_within_a_conversation(scripted) -> None:
     cloud = scripted("c", name="gpt-4o")
     model = RoutedChatModel(
         edge=scripted("e"), cloud=cloud, policy=AlwaysCloud(), max_cloud_calls=3
     )
+    messages: list = [HumanMessage("hi")]
     for _ in range(6):
-        model.invoke("hi")
+        messages.append(model.invoke(messages))
     assert cloud.calls == 3
-    assert [d["target"] for d in model.route_log] == ["cloud"] * 3 + ["edge"] * 3
+    assert [d["target"] for d in route_log(messages)] == ["cloud"] * 3 + ["edge"] * 3
+    assert "cloud call cap reached (run): 3 of 3" in route_log(messages)[3]["reason"]
 
 
-def test_step_and_history_come_from_the_conversation(scripted) -> None:
+def test_step_and_history_come_from_the_current_run(scripted) -> None:
     seen = []
 
     class Spy(AlwaysCloud):
@@ -80,9 +90,12 @@ def test_step_and_history_come_from_the_conversation(scripted) -> None:
 
     model = RoutedChatModel(edge=scripted(), cloud=scripted("c"), policy=Spy())
     first = model.invoke([HumanMessage("task")])
-    model.invoke([HumanMessage("task"), first, HumanMessage("more")])
-    assert [s.step for s in seen] == [0, 1]
+    second = model.invoke([HumanMessage("task"), first])
+    model.invoke([HumanMessage("task"), first, second, HumanMessage("more")])
+    assert [s.step for s in seen] == [0, 1, 0]
     assert seen[1].history == ["cloud"] and seen[1].task == "task"
+    # A new user message starts a new run: its own task, step 0, empty history.
+    assert seen[2].task == "more" and seen[2].history == []
 
 
 def test_streaming_routes_and_records(scripted) -> None:
@@ -94,16 +107,16 @@ def test_streaming_routes_and_records(scripted) -> None:
     for c in chunks[1:]:
         merged = merged + c
     assert merged.response_metadata["hera_target"] == "edge"
-    assert model.ledger.calls("edge") == 1
+    assert _ledger(merged).calls("edge") == 1
 
 
 async def test_async_invoke(scripted) -> None:
     model = RoutedChatModel(edge=scripted("a", name="e"), cloud=scripted())
     reply = await model.ainvoke("hi")
-    assert reply.content == "a" and model.ledger.calls("edge") == 1
+    assert reply.content == "a" and _ledger(reply).calls("edge") == 1
 
 
-def test_bound_tools_reach_the_routed_model_and_share_the_ledger(scripted) -> None:
+def test_bound_tools_reach_the_routed_model(scripted) -> None:
     @tool
     def echo(x: str) -> str:
         """Echo."""
@@ -119,11 +132,11 @@ def test_bound_tools_reach_the_routed_model_and_share_the_ledger(scripted) -> No
     edge, cloud = Recording(name_="edge"), Recording(name_="cloud")
     model = RoutedChatModel(edge=edge, cloud=cloud, policy="always-edge")
     bound = model.bind_tools([echo], tool_choice="any")
-    bound.invoke("hi")
+    reply = bound.invoke("hi")
     assert got["edge"][0][0]["function"]["name"] == "echo"
     assert got["edge"][1] == {"tool_choice": "any"}
     assert "cloud" not in got
-    assert model.ledger.calls("edge") == 1  # the binding shares the original's ledger
+    assert _ledger(reply).calls("edge") == 1
 
 
 def test_bad_arguments_are_clear(scripted) -> None:
@@ -133,6 +146,8 @@ def test_bad_arguments_are_clear(scripted) -> None:
         RoutedChatModel(edge="not a model", cloud=scripted())
     with pytest.raises(ValueError, match="budget caps must be >= 0"):
         RoutedChatModel(edge=scripted(), cloud=scripted(), cloud_budget_usd=-1)
+    with pytest.raises(ValueError, match="budget_scope"):
+        RoutedChatModel(edge=scripted(), cloud=scripted(), budget_scope="process")
 
 
 def test_works_inside_create_agent(scripted) -> None:
@@ -149,5 +164,5 @@ def test_works_inside_create_agent(scripted) -> None:
     agent = create_agent(model, tools=[add])
     out = agent.invoke({"messages": [("user", "1+2?")]})
     assert out["messages"][-1].content == "3"
-    assert [d["target"] for d in model.route_log] == ["edge", "edge"]
-    assert [d["step"] for d in model.route_log] == [0, 1]
+    assert [d["target"] for d in route_log(out["messages"])] == ["edge", "edge"]
+    assert [d["step"] for d in route_log(out["messages"])] == [0, 1]
