@@ -11,6 +11,8 @@ from langgraph_hera.policies import RoutingPolicy
 from langgraph_hera.routing import (
     Caps,
     CloudBudgetExceeded,
+    HeraDecisionModel,
+    HeraRoutingMiddleware,
     RoutedChatModel,
     add_router,
     create_hera_agent,
@@ -42,6 +44,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Caps",
+    "HeraDecisionModel",
+    "HeraRoutingMiddleware",
     "ChatEdge",
     "CloudBudgetExceeded",
     "CostLedger",

@@ -214,7 +214,7 @@ class PolicyDecisionModel(BaseDecisionModel):
     def _provider(self) -> str:
         return "langgraph_hera"
 
-    def route_input(self, state: State) -> RouteInput:
+    def route_input(self, state: Any) -> RouteInput:
         """The policy input for ``state``: the latest human message as the task.
 
         Raises:
@@ -224,7 +224,7 @@ class PolicyDecisionModel(BaseDecisionModel):
         human = [m for m in messages if isinstance(m, HumanMessage)]
         return RouteInput(task=str((human or messages or [HumanMessage("")])[-1].text))
 
-    def decide(self, state: State) -> Decision:
+    def decide(self, state: Any) -> Decision:
         """The policy's decision for ``state`` (a policy error gives "cloud" unless ``raise``).
 
         Raises:

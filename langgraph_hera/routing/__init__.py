@@ -7,8 +7,10 @@ from langgraph_hera.routing.decide import (
     StepOutcome,
     budget_block,
 )
+from langgraph_hera.routing.decision_model import HeraDecisionModel
 from langgraph_hera.routing.env_node import create_env_node, route_after_env
 from langgraph_hera.routing.graph import add_router, create_hera_agent, create_text_agent
+from langgraph_hera.routing.middleware import HeraRoutingMiddleware, HeraRoutingState
 from langgraph_hera.routing.nodes import (
     create_action_node,
     create_model_node,
@@ -30,6 +32,9 @@ from langgraph_hera.routing.wire import to_wire, unusable_reply
 
 __all__ = [
     "Caps",
+    "HeraDecisionModel",
+    "HeraRoutingMiddleware",
+    "HeraRoutingState",
     "CloudBudgetExceeded",
     "CloudReservations",
     "RoutedChatModel",

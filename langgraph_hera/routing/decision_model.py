@@ -13,7 +13,7 @@ See `langgraph_hera.policies._decision_model` for how `Noul` and `Score` questio
 
 from __future__ import annotations
 
-from langchain_core.decisions import State
+from typing import Any
 
 from langgraph_hera.policies._decision_model import (
     PolicyDecisionModel,
@@ -70,7 +70,7 @@ class HeraDecisionModel(PolicyDecisionModel):
         'edge'
     """
 
-    def route_input(self, state: State) -> RouteInput:
+    def route_input(self, state: Any) -> RouteInput:
         """The policy input for ``state``: `route_input_from_messages` of its messages.
 
         Raises:

@@ -3,6 +3,8 @@ import langgraph_hera.policies as policies
 
 EXPECTED_ALL = [
     "Caps",
+    "HeraDecisionModel",
+    "HeraRoutingMiddleware",
     "ChatEdge",
     "CloudBudgetExceeded",
     "CostLedger",
