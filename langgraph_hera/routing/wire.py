@@ -16,6 +16,7 @@ request of the thread a 400 on both sides. Two functions keep the thread valid f
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -95,20 +96,20 @@ def to_wire(messages: Sequence[BaseMessage]) -> list[BaseMessage]:
             out.append(ToolMessage(UNANSWERED_CALL, tool_call_id=call_id, status="error"))
         pending.clear()
 
-    answered: set[str] = set()
     for message in messages:
         if isinstance(message, ToolMessage):
             wire_id = wire_tool_call_id(str(message.tool_call_id))
             if wire_id in pending:
                 pending.remove(wire_id)
-                answered.add(wire_id)
                 out.append(message.model_copy(update={"tool_call_id": wire_id}))
             # else: an orphan result (its call is gone or was answered already): dropped
             continue
         close_pending()
         if isinstance(message, AIMessage):
             wired = _wire_ai(message)
-            pending.extend(str(c["id"]) for c in wired.tool_calls if c["id"] not in answered)
+            # Every call of this message waits for its result, even an id an earlier message
+            # used too (servers that number calls per reply, e.g. "functions.get_weather:0").
+            pending.extend(str(c["id"]) for c in wired.tool_calls)
             out.append(wired)
         else:
             out.append(message)
@@ -139,10 +140,43 @@ def unusable_reply(message: BaseMessage | None) -> str | None:
             f"invalid tool call {bad.get('name')!r}: arguments are not valid JSON "
             f"({str(bad.get('args'))[:80]!r})"
         )
+    raw = _raw_args_problem(message)
+    if raw is not None:
+        return (
+            f"invalid tool call {raw[0]!r}: arguments are not valid JSON "
+            f"({raw[1][:80]!r}, parsed leniently from a stream)"
+        )
     text = message.text if isinstance(message.text, str) else str(message.text)
     if not text.strip() and not message.tool_calls:
         hidden = " (text only in reasoning_content)" if _has_reasoning(message) else ""
         return f"empty reply{hidden}"
+    return None
+
+
+def _raw_args_problem(message: AIMessage) -> tuple[str, str] | None:
+    """(name, raw arguments) of the first tool call whose raw arguments are not a JSON object.
+
+    A streamed reply's tool calls are parsed leniently when chunks are merged
+    (``parse_partial_json``: ``'{"city": '`` becomes ``{}``), so ``invalid_tool_calls`` stays
+    empty; the raw strings survive in ``tool_call_chunks`` and in OpenAI-compatible replies'
+    ``additional_kwargs["tool_calls"]``.
+    """
+    raw: list[tuple[Any, Any]] = [
+        (c.get("name"), c.get("args")) for c in getattr(message, "tool_call_chunks", None) or []
+    ]
+    for call in message.additional_kwargs.get("tool_calls") or []:
+        fn = call.get("function") if isinstance(call, dict) else None
+        if isinstance(fn, dict):
+            raw.append((fn.get("name"), fn.get("arguments")))
+    for name, args in raw:
+        if not isinstance(args, str) or not args.strip():
+            continue
+        try:
+            parsed = json.loads(args)
+        except ValueError:
+            return str(name), args
+        if not isinstance(parsed, dict):
+            return str(name), args
     return None
 
 
