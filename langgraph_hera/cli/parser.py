@@ -1,0 +1,277 @@
+"""The ``hera`` argument parser: one sub-command per job, each with its handler."""
+
+from __future__ import annotations
+
+import argparse
+
+from langgraph_hera.cli._common import ADAPTER_HELP, _postgres_url
+from langgraph_hera.cli.episodes import _bench, _run, _serve
+from langgraph_hera.cli.supervise import _supervise
+from langgraph_hera.cli.train import _adapt, _profile, _train
+
+DESCRIPTION = (
+    "hera serve (edge server), hera run (routed episodes), hera record (trajectories for "
+    "training routers), hera bench (policies compared), hera supervise, hera profile, "
+    "hera adapt, hera train"
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``hera`` argument parser (one sub-command per job; each sets its handler)."""
+    from langgraph_hera.policies import available_policies
+
+    parser = argparse.ArgumentParser(prog="hera", description=DESCRIPTION)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="serve the edge model (OpenAI-compatible) until stopped")
+    serve.add_argument("--backend", default="auto", choices=["auto", "vllm", "llamacpp"])
+    serve.add_argument("--model", default=None, help="model dir or .gguf (default: embedded)")
+    serve.add_argument("--port", type=int, default=None, help="default: a free port")
+    serve.add_argument("--adapter", default="auto", help=ADAPTER_HELP)
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument(
+        "--allow-remote", action="store_true", help="allow binding a non-loopback host"
+    )
+    serve.set_defaults(func=_serve)
+
+    def episode_args(p: argparse.ArgumentParser, *, fold: str, policy: bool = True) -> None:
+        p.add_argument("--suite", default="twc")
+        p.add_argument("--fold", default=fold, choices=["train", "dev", "test"])
+        p.add_argument("--episodes", type=int, default=5)
+        p.add_argument("--offset", type=int, default=0, help="skip this many seeds of the fold")
+        if policy:
+            p.add_argument(
+                "--policy",
+                default="hera",
+                help=f"one of: {', '.join(available_policies())} (hera: the shipped router "
+                "unless --policy-arg path=FILE)",
+            )
+            p.add_argument(
+                "--policy-arg", action="append", default=[], metavar="K=V", help="policy keyword"
+            )
+        p.add_argument("--max-steps", type=int, default=30)
+        p.add_argument("--concurrency", type=int, default=2)
+        p.add_argument("--edge-url", default=None, help="an OpenAI-compatible /v1 URL")
+        p.add_argument("--edge-model", default=None, help="served model name at --edge-url")
+        p.add_argument("--edge-timeout", type=float, default=120.0)
+        p.add_argument("--backend", default="auto", choices=["auto", "vllm", "llamacpp"])
+        p.add_argument(
+            "--edge-decoding",
+            default="choice",
+            choices=["choice", "rank", "free"],
+            help="choice: the server constrains the edge to the valid actions; rank: the most "
+            "likely valid action (vLLM); free: parse the reply",
+        )
+        p.add_argument("--model", default=None, help="edge model to serve (default: embedded)")
+        p.add_argument("--adapter", default="auto", help=ADAPTER_HELP)
+        p.add_argument(
+            "--cloud-model",
+            default=None,
+            help="e.g. gpt-4o (needs OPENAI_API_KEY); default: the expert stand-in",
+        )
+        p.add_argument("--epsilon", type=float, default=0.0, help="stand-in's random-action rate")
+        p.add_argument(
+            "--proposal-cache",
+            default=None,
+            metavar="PATH",
+            help="SQLite file caching the edge's answers across runs (replay, RL, benches)",
+        )
+        p.add_argument(
+            "--cache-namespace",
+            default="",
+            help="cache key namespace (default: the served weights' identity)",
+        )
+
+    run = sub.add_parser("run", help="routed episodes on a suite; prints the results table")
+    episode_args(run, fold="dev")
+    run.add_argument(
+        "--out",
+        default=None,
+        help="output dir (default: runs/SUITE-FOLD-POLICY-TIME); an existing one is resumed",
+    )
+    run.add_argument(
+        "--durable",
+        nargs="?",
+        const=True,
+        default=False,
+        type=_postgres_url,
+        metavar="POSTGRES_URL",
+        help="checkpoint every step (OUT/checkpoints.sqlite, or a PostgreSQL database given as "
+        "postgresql://USER:PASS@HOST:5432/DB): a killed run resumes mid-episode",
+    )
+    run.set_defaults(func=_run, also_edge=False)
+
+    record = sub.add_parser(
+        "record",
+        help="record trajectories (JSONL + Parquet); --also-edge adds the edge's action everywhere",
+    )
+    episode_args(record, fold="train")
+    record.set_defaults(policy="always-cloud")
+    record.add_argument(
+        "--also-edge",
+        action="store_true",
+        help="ask the edge model for its action at every state (Hera's replay data)",
+    )
+    record.add_argument(
+        "--out", default=None, help="output dir (default: runs/SUITE-FOLD-POLICY-TIME); resumable"
+    )
+    record.add_argument(
+        "--durable",
+        nargs="?",
+        const=True,
+        default=False,
+        type=_postgres_url,
+        metavar="POSTGRES_URL",
+        help="checkpoint every step (OUT/checkpoints.sqlite, or a PostgreSQL database given as "
+        "postgresql://USER:PASS@HOST:5432/DB): a killed run resumes mid-episode",
+    )
+    record.set_defaults(func=_run)
+
+    bench = sub.add_parser("bench", help="policies side by side vs the oracle frontier")
+    episode_args(bench, fold="test", policy=False)
+    bench.add_argument(
+        "--policies",
+        default="random,threshold,task-level",
+        help="comma-separated (always-edge and always-cloud are always played)",
+    )
+    bench.add_argument("--sweep", action="store_true", help="sweep the tunable policies")
+    bench.add_argument(
+        "--out", default=None, help="bench dir (default: runs/bench-SUITE-FOLD); resumable"
+    )
+    bench.set_defaults(func=_bench)
+
+    supervise = sub.add_parser(
+        "supervise",
+        help="supervised agents (PEVR / EVA): an edge executor verified every T_v steps",
+    )
+    episode_args(supervise, fold="test", policy=False)
+    supervise.set_defaults(max_steps=40, concurrency=1)
+    supervise.add_argument("--modes", default="pevr", help="comma-separated: pevr, eva")
+    supervise.add_argument(
+        "--intervals", default="4", help="verification intervals T_v, e.g. 1,2,4,8,16"
+    )
+    supervise.add_argument(
+        "--monolithic",
+        action="store_true",
+        help="also play the monolithic edge and cloud executors (the baselines)",
+    )
+    supervise.add_argument(
+        "--reverse", default="", help="T_v values of the reverse-role check (edge supervisor)"
+    )
+    supervise.add_argument(
+        "--no-summary", default="", help="T_v values of EVA without summarisation"
+    )
+    supervise.add_argument(
+        "--trigger",
+        default=None,
+        metavar="POLICY[:K=V...]",
+        help="a policy deciding when to verify, e.g. threshold:scorer=stuck:threshold=0.7",
+    )
+    supervise.add_argument(
+        "--executor-history",
+        default="messages",
+        choices=["messages", "since-reset"],
+        help="the executor's context since its last reset: a chat, or one message",
+    )
+    supervise.add_argument(
+        "--max-model-len",
+        type=int,
+        default=8192,
+        help="edge context (the executor's context grows between resets)",
+    )
+    supervise.add_argument(
+        "--out", default=None, help="output dir (default: runs/supervise-SUITE-FOLD); resumable"
+    )
+    supervise.set_defaults(func=_supervise)
+
+    prof = sub.add_parser(
+        "profile", help="profile train tasks for the HERA scheduler (edge/cloud choice trees)"
+    )
+    episode_args(prof, fold="train", policy=False)
+    prof.add_argument("--depth", type=int, default=3, help="depth of each choice tree")
+    prof.add_argument("--request-steps", type=int, default=15, help="all-edge/all-cloud cap")
+    prof.add_argument(
+        "--embedder",
+        default="sentence-transformers/all-MiniLM-L6-v2",
+        help="SBERT model id, or hashed-<dim>",
+    )
+    prof.add_argument("--out", required=True, help="scheduler file (.npz)")
+    prof.set_defaults(func=_profile)
+
+    adapt = sub.add_parser(
+        "adapt", help="LoRA-adapt the edge model to recorded cloud trajectories (train seeds)"
+    )
+    adapt.add_argument(
+        "--data", action="append", required=True, help="a run dir or steps file (repeatable)"
+    )
+    adapt.add_argument("--out", required=True, help="adapter directory (resumes a checkpoint)")
+    adapt.add_argument("--base", default=None, help="base model dir (default: embedded)")
+    adapt.add_argument("--steps", type=int, default=60)
+    adapt.add_argument("--batch-size", type=int, default=8)
+    adapt.add_argument("--lr", type=float, default=1e-3)
+    adapt.add_argument("--rank", type=int, default=8)
+    adapt.add_argument("--max-len", type=int, default=640)
+    adapt.add_argument("--top-layers", type=int, default=10, help="0: adapt every layer")
+    adapt.add_argument("--threads", type=int, default=None)
+    adapt.add_argument("--save-every", type=int, default=10, help="checkpoint every N steps")
+    adapt.add_argument(
+        "--bf16",
+        default="auto",
+        choices=["auto", "on", "off"],
+        help="bfloat16 compute (auto: when the CPU has bf16 instructions)",
+    )
+    adapt.add_argument("--seed", type=int, default=0)
+    adapt.set_defaults(func=_adapt)
+
+    train = sub.add_parser(
+        "train", help="train the Hera step router: imitation, then cost-aware RL rounds"
+    )
+    episode_args(train, fold="train", policy=False)
+    train.add_argument(
+        "--data", action="append", required=True, help="`hera record --also-edge` run(s)"
+    )
+    train.add_argument("--dev-data", action="append", default=[], help="dev run(s) to calibrate")
+    train.add_argument("--out", required=True, help="router file (.npz)")
+    train.add_argument("--target-cloud-share", type=float, default=None)
+    train.add_argument("--rounds", type=int, default=0, help="RL rounds (0: imitation only)")
+    train.add_argument("--lam", type=float, default=0.05, help="price of a cloud call (success)")
+    train.add_argument("--explore", type=float, default=0.2, help="decision flip rate")
+    train.add_argument("--repeats", type=int, default=2, help="rollouts per seed per round")
+    train.add_argument("--rl-weight", type=float, default=1.0)
+    train.add_argument("--rollout-dir", default=None)
+    train.add_argument(
+        "--labels",
+        default="replay",
+        choices=["replay", "agree"],
+        help="replay: the edge may act where its action costs nothing (replayed with the "
+        "cloud's expert continuing); agree: where it equals the cloud's (the paper's stage 1)",
+    )
+    train.add_argument(
+        "--step-cost", type=float, default=0.01, help="price of one step (replay labels)"
+    )
+    train.add_argument(
+        "--text-fields",
+        default="edge_action,last_action+edge_action",
+        help="comma-separated texts to embed (parts: task, observation, last_action, "
+        "edge_action; join parts with '+')",
+    )
+    train.add_argument(
+        "--edge-features",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="features of the edge's proposal (edge-first routing); --no-edge-features "
+        "routes before the edge is asked (drop edge_action from --text-fields too)",
+    )
+    train.add_argument(
+        "--edge-history",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="features: does the edge's proposal repeat an earlier action or undo the last",
+    )
+    train.add_argument("--embedder", default="hashed", help="hashed or a MiniLM model id")
+    train.add_argument("--hash-dim", type=int, default=128)
+    train.add_argument("--hidden", type=int, default=16)
+    train.add_argument("--edge-id", default=None, help="edge model/adapter id stored in the file")
+    train.set_defaults(func=_train)
+    return parser

@@ -1,0 +1,252 @@
+"""``hera profile``, ``hera adapt`` and ``hera train``: adapters over
+`langgraph_hera.training` (scheduler profiling, LoRA, the step router)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from langgraph_hera.cli._common import _check_run_args, _fail, _Models, _progress, _say
+
+
+def _profile(args: argparse.Namespace) -> int:
+    from langgraph_hera.envs import FOLD_SEEDS, make_env
+    from langgraph_hera.policies.hera_scheduler import HeraScheduler
+    from langgraph_hera.training.profiling import profile_tasks
+
+    problem = _check_run_args(args)
+    if problem:
+        return _fail(problem)
+    if args.fold != "train":
+        return _fail(f"profile train tasks only (--fold train), got --fold {args.fold}")
+    if args.depth < 1:
+        return _fail(f"--depth must be >= 1, got {args.depth}")
+    seeds = list(FOLD_SEEDS[args.fold])[args.offset : args.offset + args.episodes]
+    models = _Models(args)
+    try:
+        models.start()
+    except Exception as exc:
+        return _fail(f"could not start the edge server: {exc}")
+    t0 = time.perf_counter()
+    try:
+        with _progress() as progress:
+            task = progress.add_task(f"profile {args.suite}", total=len(seeds))
+            profile = profile_tasks(
+                lambda: make_env(args.suite),
+                models.edge,
+                seeds,
+                depth=args.depth,
+                request_steps=args.request_steps,
+                on_task=lambda _: progress.advance(task),
+            )
+    finally:
+        models.stop()
+    scheduler = HeraScheduler(profile=profile, embedding_model=args.embedder)
+    path = scheduler.save(args.out)
+    agree = sum(n.edge_action == n.cloud_action for n in profile.nodes) / len(profile.nodes)
+    print(
+        f"profile: {len(profile.nodes)} tree nodes from {len(seeds)} tasks (depth {args.depth}), "
+        f"edge = cloud at {agree:.1%} of nodes, {time.perf_counter() - t0:.0f} s; "
+        f"scheduler: {path}"
+    )
+    return 0
+
+
+def _adapt(args: argparse.Namespace) -> int:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from langgraph_hera.training.lora import AdaptConfig, examples_from_steps, train_adapter
+
+    try:
+        config = AdaptConfig(
+            rank=args.rank,
+            lr=args.lr,
+            steps=args.steps,
+            batch_size=args.batch_size,
+            max_len=args.max_len,
+            seed=args.seed,
+            top_layers=args.top_layers or None,
+            threads=args.threads,
+            save_every=args.save_every,
+            bf16=None if args.bf16 == "auto" else args.bf16 == "on",
+        )
+        examples, stats = examples_from_steps(args.data)
+    except (ValueError, FileNotFoundError) as exc:
+        return _fail(str(exc))
+    print(
+        f"data: {stats.kept} steps from {stats.episodes} train episodes "
+        f"({stats.not_train} non-train steps dropped, {stats.no_cloud_action} without a "
+        f"cloud action, {stats.invalid} invalid)",
+        file=sys.stderr,
+    )
+    if args.base:
+        base = Path(args.base)
+    else:
+        from langgraph_hera.models.adapters import embedded_model_dir
+
+        try:
+            base = embedded_model_dir()
+        except Exception as exc:
+            return _fail(f"the embedded edge model is not available: {exc}")
+    print(f"base: {base}", file=sys.stderr)
+    note = {"sources": [str(d) for d in args.data], "episodes": stats.episodes}
+    with Progress(
+        TextColumn("[bold]adapt"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} steps  loss {task.fields[loss]}"),
+        TimeRemainingColumn(),
+    ) as progress:
+        task = progress.add_task("adapt", total=config.steps, loss="-")
+        try:
+            meta = train_adapter(
+                base,
+                examples,
+                args.out,
+                config,
+                data_note=note,
+                on_step=lambda s, loss: progress.update(task, completed=s, loss=f"{loss:.3f}"),
+            )
+        except (ValueError, ImportError) as exc:
+            return _fail(str(exc))
+    t = meta["train"]
+    print(
+        f"adapter: {args.out}  ({config.steps} steps, {t['s_per_step']} s/step this run, "
+        f"last-10 loss {t['final_loss_mean_last10']})"
+    )
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    """``hera train``: arguments -> `langgraph_hera.training.router`, the rollouts through the
+    episode runner, the results printed."""
+    import asyncio
+
+    from langgraph_hera.envs import FOLD_SEEDS, make_env
+    from langgraph_hera.evaluation import EpisodeRunner, iter_steps, summarize
+    from langgraph_hera.policies.hera import FeatureSpec, HeraRouter
+    from langgraph_hera.training.router import (
+        RLConfig,
+        fit_imitation,
+        label_records,
+        run_rl_rounds,
+    )
+
+    if args.rounds < 0:
+        return _fail(f"--rounds must be >= 0, got {args.rounds}")
+    if args.target_cloud_share is not None and not 0 <= args.target_cloud_share <= 1:
+        return _fail(f"--target-cloud-share must be in [0, 1], got {args.target_cloud_share}")
+    if args.lam < 0 or args.step_cost < 0:
+        return _fail(f"--lam and --step-cost must be >= 0, got {args.lam}, {args.step_cost}")
+    text_fields = tuple(f.strip() for f in args.text_fields.split(",") if f.strip())
+    dim = args.hash_dim
+    try:
+        config = RLConfig(
+            rounds=args.rounds,
+            repeats=args.repeats,
+            explore=args.explore,
+            rl_weight=args.rl_weight,
+            labels=args.labels,
+            lam=args.lam,
+            step_cost=args.step_cost,
+        )
+        spec = FeatureSpec(
+            text_fields=text_fields,
+            embedding_model=f"hashed-{dim}" if args.embedder == "hashed" else args.embedder,
+            embedding_dim=dim if args.embedder == "hashed" else 384,
+            edge=args.edge_features,
+            edge_history=args.edge_history and args.edge_features,
+        )
+        records = [r for d in args.data for r in iter_steps(d)]
+        dev = [r for d in args.dev_data for r in iter_steps(d)]
+    except (FileNotFoundError, ValueError) as exc:
+        return _fail(str(exc))
+    bad = sorted({int(r["seed"]) for r in records} - set(FOLD_SEEDS["train"]))
+    if bad:
+        return _fail(f"--data must hold train seeds only (0-999); found {bad[:5]}")
+
+    def env_factory() -> Any:
+        return make_env(args.suite)
+
+    def labelled(recs: list[dict], what: str) -> Any:
+        return label_records(
+            recs,
+            labels=args.labels,
+            env_factory=env_factory,
+            lam=args.lam,
+            step_cost=args.step_cost,
+            what=what,
+            on_message=_say,
+        )
+
+    states, labels = labelled(records, "train")
+    if not len(states):
+        return _fail("no replayed states in --data (record with `hera record --also-edge`)")
+    dev_states, dev_labels = labelled(dev, "dev") if dev else (None, None)
+    router = HeraRouter(spec=spec, hidden=args.hidden, edge_model=args.edge_id)
+    run = fit_imitation(
+        router,
+        states,
+        labels,
+        dev_states=dev_states,
+        dev_labels=dev_labels,
+        cloud_share=args.target_cloud_share,
+    )
+    _say(run.report("stage 1 (imitation)"))
+    if args.rounds:
+        # The imitation-only router too, for the IL vs IL+RL ablation.
+        il_path = Path(args.out).with_name(Path(args.out).stem + "-il.npz")
+        router.info.update({"rounds": 0, "labels": args.labels, "cloud_share": run.cloud_share})
+        _say(f"stage-1 router: {router.save(il_path)}")
+        out_dir = Path(args.rollout_dir or Path(args.out).with_suffix(".rollouts"))
+        seeds = list(FOLD_SEEDS["train"])[args.offset : args.offset + args.episodes]
+        models = _Models(args)
+        try:
+            models.start()
+        except Exception as exc:
+            return _fail(f"could not start the edge server: {exc}")
+
+        async def rollout(policy_factory: Any, k: int, rep: int) -> list[dict]:
+            rollout_dir = out_dir / f"round-{k}" / f"rep-{rep}"
+            runner = EpisodeRunner(
+                env_factory=env_factory,
+                edge=models.edge,
+                cloud_factory=models.cloud_factory,
+                policy_factory=policy_factory,
+                max_steps=args.max_steps,
+                concurrency=args.concurrency,
+                out_dir=rollout_dir,
+                cloud_is_stand_in=models.stand_in,
+                edge_health=models.edge_health,
+            )
+            s = summarize(await runner.arun(seeds))
+            _say(
+                f"round {k} rollout {rep}: success {s['success']:.1%}, "
+                f"cloud share {s['cloud_share']:.1%}"
+            )
+            return list(iter_steps(rollout_dir))
+
+        try:
+            # One event loop for every rollout: the chat models' async HTTP clients are bound
+            # to the loop that first used them (a new asyncio.run per rollout broke them).
+            asyncio.run(
+                run_rl_rounds(
+                    run, config=config, rollout=rollout, env_factory=env_factory, on_message=_say
+                )
+            )
+        finally:
+            models.stop()
+    router.info.update(
+        {
+            "rounds": args.rounds,
+            "lam": args.lam,
+            "step_cost": args.step_cost,
+            "labels": args.labels,
+            "cloud_share": run.cloud_share,
+        }
+    )
+    path = router.save(args.out)
+    print(f"router: {path} (threshold {router.threshold:.3f})")
+    return 0
