@@ -39,6 +39,7 @@ from langgraph_hera import (
     create_hera_agent,
     create_supervised_agent,
     create_text_agent,
+    edge_chat_model,
     ledger_from_messages,
     route_log_from_messages,
 )
@@ -515,17 +516,15 @@ def test_dotted_tool_call_id_and_llamacpp_edge(providers) -> None:
     assert rejected(cloud) == [] and check_wire(cloud) == 1 + 2 + 3
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open: ChatOpenAI sends an assistant tool-call message "
-    "with content null, which llama.cpp's chat formatter rejects (HTTP 500): "
-    "every llama.cpp edge step after a tool call fails over to the cloud",
-)
 def test_llamacpp_edge_after_a_cloud_tool_call(providers) -> None:
+    """Plain ChatOpenAI sends an assistant tool-call message with ``content: null``, which
+    llama.cpp's chat formatter rejects (HTTP 500); `edge_chat_model(..., backend="llamacpp")` (the
+    project's edge client) sends ``""``, so the edge serves the step after the cloud's call."""
     cloud = providers["cloud"]
     with FakeProvider("llamacpp", model="llama-edge") as lcpp:
+        edge = edge_chat_model(lcpp.url, lcpp.model, backend="llamacpp", max_retries=0)
         agent = create_hera_agent(
-            edge=llm(lcpp),
+            edge=edge,
             cloud=llm(cloud),
             tools=[get_weather],
             policy=TargetsPolicy(["cloud", "edge"]),
