@@ -56,8 +56,8 @@ from langgraph_hera.envs._textworld_speedups import (
     _keep_argv,
     set_textworld_speedups,
 )
+from langgraph_hera.envs._twx_params import fold_of
 from langgraph_hera.envs.base import EnvStep
-from langgraph_hera.envs.twx import fold_of
 from langgraph_hera.secrets import get_logger
 
 __all__ = [
