@@ -5,11 +5,19 @@ from __future__ import annotations
 import difflib
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 from langchain_core.language_models import LanguageModelInput
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+from langchain_core.messages import (
+    AIMessage,
+    AIMessageChunk,
+    BaseMessage,
+    HumanMessage,
+    SystemMessage,
+    message_chunk_to_message,
+)
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
+from langchain_core.runnables.config import merge_configs
 from langgraph.graph import END
 from langgraph.types import Command
 
@@ -24,8 +32,15 @@ from langgraph_hera.models.retry import (
     retry_note,
 )
 from langgraph_hera.routing.decide import current_context
-from langgraph_hera.routing.decoding import check_decoding, constrained, reply_logprob
-from langgraph_hera.routing.wire import to_wire, unusable_reply
+from langgraph_hera.routing.decoding import (
+    EdgeDecoding,
+    check_decoding,
+    constrained,
+    reply_logprob,
+)
+from langgraph_hera.routing.deprecation import renamed_kwargs
+from langgraph_hera.routing.routed import model_name_of
+from langgraph_hera.routing.wire import merge_chunks, streamed, to_wire, unusable_reply
 from langgraph_hera.secrets import error_text, get_logger
 from langgraph_hera.state import LedgerEntry, Target
 from langgraph_hera.tracing import decision_config
@@ -51,7 +66,9 @@ class _Call:
         edge_params: float,
         model_name: str,
         router_node: str | None = "router",
+        check_stream: bool = False,
     ) -> None:
+        self.check_stream = check_stream  # tool agents: check a streamed edge reply first
         self.router_node = router_node
         self.target = target
         self.pricing = pricing
@@ -95,10 +112,24 @@ class _Call:
             return NO_RETRY  # a failed edge call fails over to the cloud at once
         return cloud_retry_policy(current_context())
 
+    def _checked_stream(self, config: RunnableConfig) -> RunnableConfig | None:
+        """On a streamed run, the edge's config for a checked stream (``nostream``: its tokens
+        reach the user only as the whole, checked reply); ``None`` otherwise."""
+        if not self.check_stream or self.target != "edge" or not streamed(config):
+            return None
+        return merge_configs(config, {"tags": ["nostream"]})
+
     def invoke(
         self, model: Any, prompt: Any, config: RunnableConfig, step: int, notes: list[str]
     ) -> BaseMessage:
-        """``model.invoke`` with the cloud retry policy; retried attempts noted in ``notes``."""
+        """``model.invoke`` with the cloud retry policy; retried attempts noted in ``notes``.
+
+        On a streamed run an edge reply is collected from ``model.stream`` as one chunk (raw
+        tool-call arguments kept for `unusable_reply`)."""
+        quiet = self._checked_stream(config)
+        if quiet is not None:
+            reply = merge_chunks(list(model.stream(prompt, quiet)))
+            return reply if reply is not None else AIMessage("")
         note = retry_note(step, self.target, notes)
         return call_with_retries(lambda: model.invoke(prompt, config), self._policy(), note)
 
@@ -106,6 +137,10 @@ class _Call:
         self, model: Any, prompt: Any, config: RunnableConfig, step: int, notes: list[str]
     ) -> BaseMessage:
         """Async `invoke`."""
+        quiet = self._checked_stream(config)
+        if quiet is not None:
+            reply = merge_chunks([c async for c in model.astream(prompt, quiet)])
+            return reply if reply is not None else AIMessage("")
         note = retry_note(step, self.target, notes)
         return await acall_with_retries(lambda: model.ainvoke(prompt, config), self._policy(), note)
 
@@ -148,15 +183,6 @@ def _noted(command: Command, notes: list[str]) -> Command:
     return command
 
 
-def _model_name(model: Any) -> str:
-    inner = getattr(model, "bound", model)
-    for attr in ("model_name", "model", "name"):
-        value = getattr(inner, attr, None)
-        if isinstance(value, str) and value:
-            return value
-    return type(inner).__name__
-
-
 def create_model_node(
     model: ChatRunnable,
     *,
@@ -187,7 +213,14 @@ def create_model_node(
         A runnable node returning `Command`; declare ``destinations=(tools_node, router_node,
         END)`` when adding it (`add_router` does).
     """
-    call = _Call(_check_target(target), pricing, edge_params, _model_name(model), router_node)
+    call = _Call(
+        _check_target(target),
+        pricing,
+        edge_params,
+        model_name_of(model),
+        router_node,
+        check_stream=True,
+    )
 
     def _messages(state: dict[str, Any]) -> list[BaseMessage]:
         msgs = to_wire(list(state.get("messages") or []))
@@ -201,6 +234,8 @@ def create_model_node(
             # Never left in the thread: the edge's step fails over to the cloud; a cloud reply
             # that cannot be used ends the run with the reason.
             return call.failure(state, problem, t0, reply=reply, prompt=prompt)
+        if isinstance(reply, AIMessageChunk):  # a checked edge stream: the message it makes
+            reply = message_chunk_to_message(reply)
         step = int(state.get("step", 0))
         calls_tools = isinstance(reply, AIMessage) and bool(reply.tool_calls)
         return Command(
@@ -259,8 +294,8 @@ def action_prompt(state: dict[str, Any], *, history_window: int = 4) -> list[Bas
     past = run_trajectory(state)[-history_window:]
     if past:
         lines.append("Recent steps:")
-        lines += [f"> {p['action']}\n{_clip(p['next_observation'])}" for p in past]
-    lines.append(f"Observation: {_clip(state.get('observation', ''))}")
+        lines += [f"> {p['action']}\n{clip_text(p['next_observation'])}" for p in past]
+    lines.append(f"Observation: {clip_text(state.get('observation', ''))}")
     valid = state.get("valid_actions") or []
     if valid:
         lines.append("Valid actions: " + " | ".join(valid))
@@ -268,8 +303,14 @@ def action_prompt(state: dict[str, Any], *, history_window: int = 4) -> list[Bas
     return [SystemMessage(ACTION_SYSTEM_PROMPT), HumanMessage("\n".join(lines))]
 
 
-#: How an action node shows the past (see `create_action_node`).
-HISTORIES = ("window", "messages", "since-reset")
+#: How an action node lays out its prompt (see `create_action_node`): ``"window"`` (the last
+#: ``history_window`` steps, `action_prompt`), ``"messages"`` (the whole context since the last
+#: reset as a chat, `messages_prompt`), ``"since-reset"`` (that context in one message,
+#: `since_reset_prompt`).
+PromptLayout = Literal["window", "messages", "since-reset"]
+PROMPT_LAYOUTS: tuple[PromptLayout, ...] = ("window", "messages", "since-reset")
+#: The old name of `PROMPT_LAYOUTS`.
+HISTORIES = PROMPT_LAYOUTS
 
 
 def since_reset_prompt(state: dict[str, Any]) -> list[BaseMessage]:
@@ -302,18 +343,32 @@ def messages_prompt(state: dict[str, Any]) -> list[BaseMessage]:
     if msgs and isinstance(msgs[-1], HumanMessage):
         last = msgs.pop()
         text = last.content if isinstance(last.content, str) else str(last.content)
-        msgs.append(HumanMessage(f"{_clip(text, 1200)}\n{tail}"))
+        msgs.append(HumanMessage(f"{clip_text(text, 1200)}\n{tail}"))
     else:
         msgs.append(HumanMessage(tail))
     return [SystemMessage(ACTION_SYSTEM_PROMPT), *msgs]
 
 
-def _clip(text: str, limit: int = 600) -> str:
+def layout_prompt(
+    state: dict[str, Any], prompt_layout: PromptLayout = "window", *, history_window: int = 4
+) -> list[BaseMessage]:
+    """The messages of one text-action step in ``prompt_layout`` (see `PromptLayout`)."""
+    if prompt_layout == "messages":
+        return messages_prompt(state)
+    if prompt_layout == "since-reset":
+        return since_reset_prompt(state)
+    return action_prompt(state, history_window=history_window)
+
+
+def clip_text(text: str, limit: int = 600) -> str:
+    """``text`` on one line (whitespace collapsed), cut to ``limit`` characters with ``...``."""
     text = " ".join(str(text).split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _norm(text: str) -> str:
+def normalize_action(text: str) -> str:
+    """An action as `parse_action` compares it: lower case, outer quotes and full stop
+    stripped, whitespace collapsed."""
     return " ".join(text.lower().strip().strip("\"'`.").split())
 
 
@@ -334,15 +389,15 @@ def parse_action(text: str, valid_actions: Sequence[str]) -> tuple[str, bool]:
             first = first[len(prefix) :]
     if not valid_actions:
         return first.strip(), bool(first.strip())
-    by_norm = {_norm(a): a for a in valid_actions}
+    by_norm = {normalize_action(a): a for a in valid_actions}
     for candidate in (raw, first):
-        if _norm(candidate) in by_norm:
-            return by_norm[_norm(candidate)], True
-    low = _norm(raw)
+        if normalize_action(candidate) in by_norm:
+            return by_norm[normalize_action(candidate)], True
+    low = normalize_action(raw)
     contained = [a for n, a in by_norm.items() if n and f" {n} " in f" {low} "]
     if contained:
         return max(contained, key=len), True
-    close = difflib.get_close_matches(_norm(first), list(by_norm), n=1, cutoff=0.85)
+    close = difflib.get_close_matches(normalize_action(first), list(by_norm), n=1, cutoff=0.85)
     if close:
         return by_norm[close[0]], True
     return first.strip(), False
@@ -359,18 +414,133 @@ def _reply_problem(text: str, ok: bool, state: dict[str, Any]) -> str | None:
     return None
 
 
+def _reused_proposal(state: dict[str, Any], env_node: str) -> Command | None:
+    """The edge's proposal of this step executed (already paid for), or None if there is none."""
+    proposal = state.get("edge_proposal")
+    step = int(state.get("step", 0))
+    if not proposal or proposal.get("step") != step:
+        return None
+    update: dict[str, Any] = {
+        "action": proposal["action"],
+        "action_valid": proposal["valid"],
+        "action_logprob": proposal["logprob"],
+        "messages": [AIMessage(proposal["action"], name="edge")],
+        "step": step + 1,
+    }
+    if not proposal["valid"]:
+        update["errors"] = [f"step {step}: edge proposal is not a valid action"]
+    return Command(goto=env_node, update=update)
+
+
+class _ActionStep:
+    """One text-action step of an action node: the prompt, the (constrained) call, the parsed
+    action, and where it goes. Sync and async share everything but the call."""
+
+    def __init__(
+        self,
+        model: ChatRunnable,
+        call: _Call,
+        *,
+        edge_decoding: EdgeDecoding,
+        prompt_layout: PromptLayout,
+        history_window: int,
+        env_node: str,
+        propose_only: bool,
+    ) -> None:
+        self.model = model
+        self.call = call
+        self.edge_decoding = edge_decoding
+        self.prompt_layout = prompt_layout
+        self.history_window = history_window
+        self.env_node = env_node
+        self.propose_only = propose_only
+        # Only the edge node of an edge-first graph executes the proposal of its step.
+        self.reuses_proposal = call.target == "edge" and not propose_only
+
+    def reuse(self, state: dict[str, Any]) -> Command | None:
+        return _reused_proposal(state, self.env_node) if self.reuses_proposal else None
+
+    def prompt(self, state: dict[str, Any]) -> list[BaseMessage]:
+        return layout_prompt(state, self.prompt_layout, history_window=self.history_window)
+
+    def bound(self, state: dict[str, Any]) -> ChatRunnable:
+        return constrained(self.model, state.get("valid_actions") or [], self.edge_decoding)
+
+    def proposed(self, state: dict[str, Any], reply: BaseMessage, t0: float) -> Command:
+        """Edge-first routing: the proposal for the router to see (with its logprob)."""
+        step = int(state.get("step", 0))
+        text = reply.text if isinstance(reply.text, str) else str(reply.text)
+        action, ok = parse_action(text, state.get("valid_actions") or [])
+        proposal = {"step": step, "action": action, "valid": ok, "logprob": reply_logprob(reply)}
+        return Command(
+            goto=self.call.router_node,
+            update={
+                "edge_proposal": proposal,
+                "ledger": [self.call.entry(reply, step, t0, state=state)],
+            },
+        )
+
+    def done(self, state: dict[str, Any], reply: BaseMessage, t0: float) -> Command:
+        if self.propose_only:
+            return self.proposed(state, reply, t0)
+        step, target = int(state.get("step", 0)), self.call.target
+        text = reply.text if isinstance(reply.text, str) else str(reply.text)
+        action, ok = parse_action(text, state.get("valid_actions") or [])
+        update: dict[str, Any] = {
+            "action": action,
+            "action_valid": ok,
+            "action_logprob": reply_logprob(reply),
+            "messages": [AIMessage(action, name=target)],
+            "ledger": [self.call.entry(reply, step, t0, state=state)],
+            "step": step + 1,
+        }
+        problem = _reply_problem(text, ok, state)
+        if problem:
+            update["errors"] = [f"step {step}: {target} {problem}"]
+        return Command(goto=self.env_node, update=update)
+
+    def run(self, state: dict[str, Any], config: RunnableConfig) -> Any:
+        reused = self.reuse(state)
+        if reused is not None:
+            return reused
+        notes: list[str] = []
+        t0, step = time.perf_counter(), int(state.get("step", 0))
+        try:
+            prompt = self.prompt(state)
+            cfg = self.call.config(state, config)
+            reply = self.call.invoke(self.bound(state), prompt, cfg, step, notes)
+        except Exception as exc:
+            return _noted(self.call.failure(state, exc, t0), notes)
+        return _noted(self.done(state, reply, t0), notes)
+
+    async def arun(self, state: dict[str, Any], config: RunnableConfig) -> Any:
+        reused = self.reuse(state)
+        if reused is not None:
+            return reused
+        notes: list[str] = []
+        t0, step = time.perf_counter(), int(state.get("step", 0))
+        try:
+            prompt = self.prompt(state)
+            cfg = self.call.config(state, config)
+            reply = await self.call.ainvoke(self.bound(state), prompt, cfg, step, notes)
+        except Exception as exc:
+            return _noted(self.call.failure(state, exc, t0), notes)
+        return _noted(self.done(state, reply, t0), notes)
+
+
 def create_action_node(
     model: ChatRunnable,
     *,
     target: Target,
-    constrain: bool | str = True,
+    edge_decoding: EdgeDecoding = "choice",
     pricing: Pricing | None = None,
     edge_params: float = DEFAULT_EDGE_PARAMS,
     history_window: int = 4,
     env_node: str = "env",
     router_node: str | None = "router",
     propose_only: bool = False,
-    history: str = "window",
+    prompt_layout: PromptLayout = "window",
+    **deprecated: Any,
 ) -> RunnableLambda:
     """A node that asks ``model`` for the next action of a text-action environment.
 
@@ -381,113 +551,50 @@ def create_action_node(
     Args:
         model: Chat model of this side.
         target: ``"edge"`` or ``"cloud"``.
-        constrain: How an OpenAI-compatible (vLLM / llama.cpp) model is held to the valid
-            actions: ``"choice"`` (or ``True``: the server constrains generation), ``"rank"``
-            (the most likely valid action), ``"free"`` (or ``False``: parsed afterwards). See
-            `langgraph_hera.routing.decoding`.
+        edge_decoding: How an OpenAI-compatible (vLLM / llama.cpp) model is held to the valid
+            actions (`EdgeDecoding`): ``"choice"`` (the server constrains generation),
+            ``"rank"`` (the most likely valid action), ``"free"`` (parsed afterwards). Other
+            models are never constrained. See `langgraph_hera.routing.decoding`.
         pricing: Cloud prices for the ledger.
         edge_params: Edge model size N for the energy estimate.
-        history_window: How many past (action, observation) pairs the prompt shows.
+        history_window: How many past (action, observation) pairs the ``"window"`` prompt shows.
         env_node: Where the action goes.
         router_node: Where a failed edge call hands the step back to (``None``: the run halts,
             recorded).
         propose_only: Edge-first routing: only propose the action (``edge_proposal``, with its
             logprob, for the router to see) and go to the router. The edge node then executes
             the proposal of the same step without calling the model again.
-        history: ``"window"``: the prompt shows the last ``history_window`` steps (bounded);
-            ``"messages"``: the model sees its whole context since the last reset as a chat
-            (`messages_prompt`, the ReAct executor of supervised agents);
-            ``"since-reset"``: the same context in one message (`since_reset_prompt`).
+        prompt_layout: `PromptLayout`: ``"window"``: the prompt shows the last
+            ``history_window`` steps (bounded); ``"messages"``: the model sees its whole
+            context since the last reset as a chat (`messages_prompt`, the ReAct executor of
+            supervised agents); ``"since-reset"``: the same context in one message
+            (`since_reset_prompt`).
+        **deprecated: Old names, with a `DeprecationWarning`: ``constrain`` (``True`` /
+            ``False`` = ``"choice"`` / ``"free"``) for ``edge_decoding``, ``history`` for
+            ``prompt_layout``.
+
+    Raises:
+        ValueError: Unknown ``target``, ``edge_decoding`` or ``prompt_layout``.
     """
-    if history not in HISTORIES:
-        raise ValueError(f"history must be one of {list(HISTORIES)}, got {history!r}")
-    decoding = check_decoding(constrain)
-    call = _Call(_check_target(target), pricing, edge_params, _model_name(model), router_node)
-    name = "propose" if propose_only else target
-
-    def _prompt(state: dict[str, Any]) -> list[BaseMessage]:
-        if history == "messages":
-            return messages_prompt(state)
-        if history == "since-reset":
-            return since_reset_prompt(state)
-        return action_prompt(state, history_window=history_window)
-
-    def _reuse(state: dict[str, Any]) -> Command | None:
-        """Execute this step's edge proposal (already paid for) instead of a second call."""
-        proposal = state.get("edge_proposal")
-        step = int(state.get("step", 0))
-        if propose_only or target != "edge" or not proposal or proposal.get("step") != step:
-            return None
-        update: dict[str, Any] = {
-            "action": proposal["action"],
-            "action_valid": proposal["valid"],
-            "action_logprob": proposal["logprob"],
-            "messages": [AIMessage(proposal["action"], name=target)],
-            "step": step + 1,
-        }
-        if not proposal["valid"]:
-            update["errors"] = [f"step {step}: edge proposal is not a valid action"]
-        return Command(goto=env_node, update=update)
-
-    def _bound(state: dict[str, Any]) -> ChatRunnable:
-        return constrained(model, state.get("valid_actions") or [], decoding)
-
-    def _done(state: dict[str, Any], reply: BaseMessage, t0: float) -> Command:
-        step = int(state.get("step", 0))
-        text = reply.text if isinstance(reply.text, str) else str(reply.text)
-        action, ok = parse_action(text, state.get("valid_actions") or [])
-        if propose_only:
-            proposal = {
-                "step": step,
-                "action": action,
-                "valid": ok,
-                "logprob": reply_logprob(reply),
-            }
-            return Command(
-                goto=router_node,
-                update={
-                    "edge_proposal": proposal,
-                    "ledger": [call.entry(reply, step, t0, state=state)],
-                },
-            )
-        update: dict[str, Any] = {
-            "action": action,
-            "action_valid": ok,
-            "action_logprob": reply_logprob(reply),
-            "messages": [AIMessage(action, name=target)],
-            "ledger": [call.entry(reply, step, t0, state=state)],
-            "step": step + 1,
-        }
-        problem = _reply_problem(text, ok, state)
-        if problem:
-            update["errors"] = [f"step {step}: {target} {problem}"]
-        return Command(goto=env_node, update=update)
-
-    def run(state: dict[str, Any], config: RunnableConfig) -> Any:
-        reused = _reuse(state)
-        if reused is not None:
-            return reused
-        notes: list[str] = []
-        t0, step = time.perf_counter(), int(state.get("step", 0))
-        try:
-            prompt = _prompt(state)
-            reply = call.invoke(_bound(state), prompt, call.config(state, config), step, notes)
-        except Exception as exc:
-            return _noted(call.failure(state, exc, t0), notes)
-        return _noted(_done(state, reply, t0), notes)
-
-    async def arun(state: dict[str, Any], config: RunnableConfig) -> Any:
-        reused = _reuse(state)
-        if reused is not None:
-            return reused
-        notes: list[str] = []
-        t0, step = time.perf_counter(), int(state.get("step", 0))
-        try:
-            prompt = _prompt(state)
-            cfg = call.config(state, config)
-            reply = await call.ainvoke(_bound(state), prompt, cfg, step, notes)
-        except Exception as exc:
-            return _noted(call.failure(state, exc, t0), notes)
-        return _noted(_done(state, reply, t0), notes)
-
-    return RunnableLambda(run, afunc=arun, name=name)
+    old = renamed_kwargs(
+        "create_action_node",
+        deprecated,
+        {"constrain": "edge_decoding", "history": "prompt_layout"},
+    )
+    edge_decoding = check_decoding(old.get("edge_decoding", edge_decoding))
+    prompt_layout = old.get("prompt_layout", prompt_layout)
+    if prompt_layout not in PROMPT_LAYOUTS:
+        raise ValueError(
+            f"prompt_layout must be one of {list(PROMPT_LAYOUTS)}, got {prompt_layout!r}"
+        )
+    call = _Call(_check_target(target), pricing, edge_params, model_name_of(model), router_node)
+    step = _ActionStep(
+        model,
+        call,
+        edge_decoding=edge_decoding,
+        prompt_layout=prompt_layout,
+        history_window=history_window,
+        env_node=env_node,
+        propose_only=propose_only,
+    )
+    return RunnableLambda(step.run, afunc=step.arun, name="propose" if propose_only else target)

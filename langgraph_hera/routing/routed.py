@@ -43,10 +43,10 @@ from langgraph_hera.routing.decide import (
     override,
 )
 from langgraph_hera.routing.features import current_run, message_text, route_input_from_messages
-from langgraph_hera.routing.wire import to_wire, unusable_reply
+from langgraph_hera.routing.wire import merge_chunks, to_wire, unusable_reply
 from langgraph_hera.secrets import error_text, get_logger
 from langgraph_hera.state import Decision, LedgerEntry, Target
-from langgraph_hera.tracing import decision_metadata, trace_decision
+from langgraph_hera.tracing import decision_metadata, trace_cost, trace_decision
 
 logger = get_logger(__name__)
 
@@ -118,7 +118,13 @@ def _thread_id(run_manager: Any) -> str | None:
 class _Call:
     """One routed call: the decision, the reservation, the entries, the reply's record."""
 
-    def __init__(self, model: RoutedChatModel, messages: list[BaseMessage], run_manager: Any):
+    def __init__(
+        self,
+        model: RoutedChatModel,
+        messages: list[BaseMessage],
+        run_manager: Any,
+        tools: Sequence[Any] | None = None,
+    ):
         self.model = model
         self.t0 = time.perf_counter()
         self.prompt = to_wire(messages)
@@ -134,7 +140,7 @@ class _Call:
         history = [d["target"] for d in route_log_from_messages(messages[start:])]
         self.outcome: StepOutcome = decide_step(
             model.policy,
-            route_input_from_messages(messages, history=history),
+            route_input_from_messages(messages, history=history, tools=tools),
             entries=self.entries,
             caps=model.caps(),
             turn=self.turn,
@@ -198,6 +204,7 @@ class _Call:
     def message(self, reply: BaseMessage) -> AIMessage:
         """The reply with this call's record in its ``response_metadata``."""
         self.record(self.target, reply, None)
+        trace_cost(self.records, [*self.entries, *self.records], {"callbacks": self.callbacks})
         message = reply if isinstance(reply, AIMessage) else AIMessage(reply.content)
         message.response_metadata = {**message.response_metadata, **self.metadata()}
         return message
@@ -211,16 +218,6 @@ class _Call:
 
     def release(self) -> None:
         self.model._reservations.release(self.outcome.reservation)
-
-
-def _merge(chunks: list[AIMessageChunk]) -> AIMessageChunk | None:
-    """The whole streamed reply, its tool calls parsed strictly (as the last chunk would)."""
-    if not chunks:
-        return None
-    total = chunks[0]
-    for c in chunks[1:]:
-        total = total + c
-    return total + AIMessageChunk(content="", chunk_position="last")
 
 
 def _as_chunk(chunk: BaseMessage) -> AIMessageChunk:
@@ -356,7 +353,10 @@ class RoutedChatModel(BaseChatModel):
         if tools:
             extra = {"tool_choice": tool_choice} if tool_choice is not None else {}
             model = model.bind_tools(tools, **extra)
-        return model.bind(**kwargs) if kwargs else model
+        # The call's config on the binding itself: a binding merges its own config with the
+        # ambient one (the graph node's callbacks), which would nest the inner run under the
+        # node and register it twice with the tracer ("No indexed run ID").
+        return (model.bind(**kwargs) if kwargs else model).with_config(call.config())
 
     def _generate(
         self,
@@ -365,7 +365,7 @@ class RoutedChatModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        call = _Call(self, messages, run_manager)
+        call = _Call(self, messages, run_manager, kwargs.get("tools"))
         try:
             if call.target == "edge":
                 try:
@@ -390,7 +390,7 @@ class RoutedChatModel(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        call = _Call(self, messages, run_manager)
+        call = _Call(self, messages, run_manager, kwargs.get("tools"))
         try:
             if call.target == "edge":
                 try:
@@ -417,7 +417,7 @@ class RoutedChatModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        call = _Call(self, messages, run_manager)
+        call = _Call(self, messages, run_manager, kwargs.get("tools"))
         try:
             if call.target == "edge":
                 try:
@@ -425,7 +425,7 @@ class RoutedChatModel(BaseChatModel):
                     chunks = [
                         _as_chunk(c) for c in model.stream(call.prompt, call.config(), stop=stop)
                     ]
-                    total = _merge(chunks)
+                    total = merge_chunks(chunks)
                     problem = unusable_reply(total)
                     if problem is None:
                         yield from (ChatGenerationChunk(message=c) for c in chunks)
@@ -441,7 +441,7 @@ class RoutedChatModel(BaseChatModel):
             for chunk in model.stream(call.prompt, call.config(), stop=stop):
                 chunks.append(_as_chunk(chunk))
                 yield ChatGenerationChunk(message=chunks[-1])
-            yield self._final(call, _merge(chunks))
+            yield self._final(call, merge_chunks(chunks))
         finally:
             call.release()
 
@@ -452,7 +452,7 @@ class RoutedChatModel(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
-        call = _Call(self, messages, run_manager)
+        call = _Call(self, messages, run_manager, kwargs.get("tools"))
         try:
             if call.target == "edge":
                 try:
@@ -461,7 +461,7 @@ class RoutedChatModel(BaseChatModel):
                         _as_chunk(c)
                         async for c in model.astream(call.prompt, call.config(), stop=stop)
                     ]
-                    total = _merge(chunks)
+                    total = merge_chunks(chunks)
                     problem = unusable_reply(total)
                     if problem is None:
                         for c in chunks:
@@ -478,7 +478,7 @@ class RoutedChatModel(BaseChatModel):
             async for chunk in model.astream(call.prompt, call.config(), stop=stop):
                 chunks.append(_as_chunk(chunk))
                 yield ChatGenerationChunk(message=chunks[-1])
-            yield self._final(call, _merge(chunks))
+            yield self._final(call, merge_chunks(chunks))
         finally:
             call.release()
 
@@ -486,6 +486,7 @@ class RoutedChatModel(BaseChatModel):
     def _final(call: _Call, total: AIMessageChunk | None) -> ChatGenerationChunk:
         """The last chunk: the call's record (the streamed reply is what was charged)."""
         call.record(call.target, total, None)
+        trace_cost(call.records, [*call.entries, *call.records], {"callbacks": call.callbacks})
         return ChatGenerationChunk(
             message=AIMessageChunk(
                 content="", response_metadata=call.metadata(), chunk_position="last"

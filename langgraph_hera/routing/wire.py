@@ -18,10 +18,10 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, ToolMessage
 
 #: The strictest tool-call id rule among the providers we route to (OpenAI: at most 40).
 MAX_TOOL_CALL_ID = 40
@@ -178,6 +178,36 @@ def _raw_args_problem(message: AIMessage) -> tuple[str, str] | None:
         if not isinstance(parsed, dict):
             return str(name), args
     return None
+
+
+def merge_chunks(chunks: Sequence[BaseMessage]) -> AIMessageChunk | None:
+    """The whole streamed reply as one chunk, closed as the last chunk would close it.
+
+    Keeps ``tool_call_chunks`` (the raw argument strings), which `unusable_reply` checks: the
+    lenient parse of merged chunks would otherwise turn cut-off arguments into ``{}``.
+    """
+    pieces = [
+        c.model_copy(update={"chunk_position": None})
+        if isinstance(c, AIMessageChunk)
+        else AIMessageChunk(content=c.content)
+        for c in chunks
+    ]
+    if not pieces:
+        return None
+    total = pieces[0]
+    for piece in pieces[1:]:
+        total = total + piece
+    return total + AIMessageChunk(content="", chunk_position="last")
+
+
+def streamed(config: Mapping[str, Any] | None) -> bool:
+    """True when the run is streamed token by token (``stream_mode="messages"`` or an
+    ``astream_events`` consumer): some callback handler asks for the tokens."""
+    from langchain_core.tracers._streaming import _StreamingCallbackHandler
+
+    callbacks = (config or {}).get("callbacks")
+    handlers = getattr(callbacks, "handlers", callbacks) or []
+    return any(isinstance(h, _StreamingCallbackHandler) for h in handlers)
 
 
 def _has_reasoning(message: AIMessage) -> bool:
