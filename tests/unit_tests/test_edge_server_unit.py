@@ -394,3 +394,89 @@ def test_edge_endpoint_uses_a_given_server_and_needs_its_model_name() -> None:
     with pytest.raises(ValueError, match="a served model name is needed"):
         with edge_endpoint("http://127.0.0.1:9/v1"):
             pass
+
+
+#: SmolLM2-135M's config (the shipped edge): 134.5M parameters, 30 layers x 3 KV heads x 64.
+SMOLLM2_CONFIG = {
+    "model_type": "llama",
+    "hidden_size": 576,
+    "intermediate_size": 1536,
+    "num_hidden_layers": 30,
+    "num_attention_heads": 9,
+    "num_key_value_heads": 3,
+    "vocab_size": 49152,
+    "tie_word_embeddings": True,
+}
+
+
+def test_model_shape_from_config_json(tmp_path: Path) -> None:
+    import json
+
+    from langgraph_hera.accounting.ledger import DEFAULT_EDGE_PARAMS
+    from langgraph_hera.models._weights import model_shape
+
+    (tmp_path / "config.json").write_text(json.dumps(SMOLLM2_CONFIG))
+    shape = model_shape(tmp_path)
+    assert shape.kv_dims == (30, 3, 64)
+    assert abs(shape.n_params - DEFAULT_EDGE_PARAMS) / DEFAULT_EDGE_PARAMS < 0.001
+    # Another (tiny) model: its own shape, not SmolLM2's.
+    tiny = {
+        **SMOLLM2_CONFIG,
+        **{"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4},
+        **{"num_key_value_heads": 2, "intermediate_size": 128, "vocab_size": 100, "head_dim": 32},
+    }
+    (tmp_path / "config.json").write_text(json.dumps(tiny))
+    shape = model_shape(tmp_path)
+    assert shape.kv_dims == (2, 2, 32)
+    per_layer = 64 * 32 * (2 * 4 + 2 * 2) + 3 * 64 * 128 + 2 * 64
+    assert shape.n_params == 2 * per_layer + 100 * 64 + 64
+    assert "2 layers x 2 KV heads x 32" in shape.describe()
+
+
+def test_model_shape_counts_safetensors_exactly(tmp_path: Path) -> None:
+    import json
+    import struct
+
+    from langgraph_hera.models._weights import model_shape
+
+    (tmp_path / "config.json").write_text(json.dumps(SMOLLM2_CONFIG))
+    header = json.dumps({"__metadata__": {}, "a": {"dtype": "BF16", "shape": [3, 5],
+                         "data_offsets": [0, 30]}, "b": {"dtype": "BF16", "shape": [7],
+                         "data_offsets": [30, 44]}}).encode()  # fmt: skip
+    (tmp_path / "model.safetensors").write_bytes(
+        struct.pack("<Q", len(header)) + header + bytes(44)
+    )
+    assert model_shape(tmp_path).n_params == 22
+
+
+def test_model_shape_from_gguf_metadata(tmp_path: Path) -> None:
+    gguf = pytest.importorskip("gguf")
+    import numpy as np
+
+    from langgraph_hera.models._weights import model_shape
+
+    path = tmp_path / "tiny.gguf"
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_block_count(4)
+    writer.add_head_count(8)
+    writer.add_head_count_kv(2)
+    writer.add_embedding_length(128)
+    writer.add_tensor("token_embd.weight", np.zeros((10, 128), dtype=np.float32))
+    writer.add_tensor("output_norm.weight", np.zeros((128,), dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    shape = model_shape(path)
+    assert shape.kv_dims == (4, 2, 16) and shape.n_params == 10 * 128 + 128
+    assert shape.architecture == "llama"
+
+
+def test_model_shape_names_what_is_missing(tmp_path: Path) -> None:
+    from langgraph_hera.models._weights import model_shape
+
+    with pytest.raises(ValueError, match="neither a .gguf nor has config.json"):
+        model_shape(tmp_path)
+    (tmp_path / "config.json").write_text('{"hidden_size": 8}')
+    with pytest.raises(ValueError, match="num_hidden_layers"):
+        model_shape(tmp_path)
