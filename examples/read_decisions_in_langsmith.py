@@ -44,7 +44,7 @@ def main() -> None:
         env = make_env("twc")
         agent = create_text_agent(
             edge=edge_chat_model(url, model, max_tokens=24),
-            cloud=ExpertChatModel(oracle=env.expert_action),  # stand-in, not a cloud model
+            cloud=ExpertChatModel(expert=env.expert_action),  # stand-in, not a cloud model
             policy=RandomPolicy(0.5, seed=3),
         )
         try:

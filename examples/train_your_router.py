@@ -42,7 +42,7 @@ def main() -> None:
         edge = edge_chat_model(url, model, max_tokens=24)
 
         def expert(env):  # the cloud stand-in for this environment
-            return ExpertChatModel(oracle=env.expert_action)
+            return ExpertChatModel(expert=env.expert_action)
 
         # 1. Record cloud trajectories with the edge's action at every state.
         recorder = EpisodeRunner(

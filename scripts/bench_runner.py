@@ -48,7 +48,7 @@ def routed(suite: str, seeds: list[int], max_steps: int, policy: str) -> tuple[i
 
     def expert(env):
         return ExpertChatModel(
-            oracle=env.expert_action, valid_actions=lambda: list(env.valid_actions)
+            expert=env.expert_action, valid_actions=lambda: list(env.valid_actions)
         )
 
     with tempfile.TemporaryDirectory() as tmp:

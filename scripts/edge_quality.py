@@ -91,7 +91,7 @@ def play(edge: Any, suite: str, seeds: list[int], decoding: str, max_steps: int)
     runner = EpisodeRunner(
         env_factory=lambda: make_env(suite),
         edge=edge,
-        cloud_factory=lambda env: ExpertChatModel(oracle=env.expert_action),
+        cloud_factory=lambda env: ExpertChatModel(expert=env.expert_action),
         policy_factory=lambda: get_policy("always-edge"),
         max_steps=max_steps,
         concurrency=2,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import random
+import warnings
 from collections.abc import Callable, Sequence
 from functools import lru_cache
 from typing import Any
@@ -19,7 +20,7 @@ from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, model_validator
 
 STAND_IN_LABEL = "expert stand-in"
 
@@ -83,7 +84,8 @@ class ExpertChatModel(BaseChatModel):
     """A chat model that answers with the environment's expert action (the cloud stand-in).
 
     Args:
-        oracle: Returns the expert's next action for the current state.
+        expert: Returns the expert's next action for the current state (the environment's
+            planner, e.g. ``env.expert_action``). ``oracle=`` is its old name (deprecated).
         valid_actions: Returns the valid actions now; needed only when ``epsilon > 0``.
         epsilon: Probability of answering with a uniformly random valid action instead (to
             model a cloud model that is strong but not perfect).
@@ -96,16 +98,38 @@ class ExpertChatModel(BaseChatModel):
 
     Example:
         >>> env = make_env("twc"); env.reset(10000)  # doctest: +SKIP
-        >>> cloud = ExpertChatModel(oracle=env.expert_action)  # doctest: +SKIP
+        >>> cloud = ExpertChatModel(expert=env.expert_action)  # doctest: +SKIP
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
-    oracle: Callable[[], str]
+    expert: Callable[[], str]
     valid_actions: Callable[[], Sequence[str]] | None = None
     epsilon: float = Field(default=0.0, ge=0.0, le=1.0)
     seed: int | None = None
     model_name: str = "gpt-4o"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed_oracle(cls, data: Any) -> Any:
+        # "oracle" names the routing bound (evaluation.metrics); the planner is the expert.
+        if isinstance(data, dict) and "oracle" in data:
+            warnings.warn(
+                "ExpertChatModel(oracle=...) is deprecated: use expert=... instead",
+                DeprecationWarning,
+                stacklevel=4,
+            )
+            data = {**data}
+            data.setdefault("expert", data.pop("oracle"))
+        return data
+
+    @property
+    def oracle(self) -> Callable[[], str]:
+        """Deprecated: the old name of ``expert``."""
+        warnings.warn(
+            "ExpertChatModel.oracle is deprecated: use .expert", DeprecationWarning, stacklevel=2
+        )
+        return self.expert
 
     def model_post_init(self, __context: Any) -> None:
         if self.epsilon > 0 and self.valid_actions is None:
@@ -125,7 +149,7 @@ class ExpertChatModel(BaseChatModel):
             valid = list(self.valid_actions())
             if valid and self._rng.random() < self.epsilon:
                 return self._rng.choice(valid), True
-        return str(self.oracle()), False
+        return str(self.expert()), False
 
     def _generate(
         self,

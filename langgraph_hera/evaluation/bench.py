@@ -34,6 +34,7 @@ from langgraph_hera.evaluation.trajectory import iter_steps
 from langgraph_hera.policies import available_policies, get_policy
 from langgraph_hera.policies.base import parse_policy_kwargs
 from langgraph_hera.policies.langchain_router import LangChainRouter
+from langgraph_hera.routing.decoding import EdgeDecoding
 from langgraph_hera.secrets import get_logger
 
 logger = get_logger(__name__)
@@ -146,7 +147,7 @@ class BenchConfig:
     concurrency: int = 2
     cloud_is_stand_in: bool = False
     edge_health: Callable[[], bool] | None = None
-    edge_decoding: str = "choice"
+    edge_decoding: EdgeDecoding = "choice"
 
 
 def run_bench(

@@ -17,7 +17,7 @@ from langgraph_hera.envs.base import TextEnv
 from langgraph_hera.evaluation._checkpointer import is_postgres_url, open_async_checkpointer
 from langgraph_hera.evaluation.trajectory import write_parquet
 from langgraph_hera.policies.base import RoutingPolicy
-from langgraph_hera.routing.decoding import check_decoding
+from langgraph_hera.routing.decoding import EdgeDecoding, check_decoding
 from langgraph_hera.routing.graph import create_text_agent
 from langgraph_hera.secrets import error_text, get_logger
 from langgraph_hera.state import HeraContext
@@ -191,7 +191,7 @@ class EpisodeRunner:
     supervision: Mapping[str, Any] | None = None
     label: str | None = None
     checkpoint_path: Path | str | None = None
-    edge_decoding: str = "choice"
+    edge_decoding: EdgeDecoding = "choice"
     _saver: Any = field(default=None, init=False, repr=False)  # the open checkpointer
     _thread_prefix: str = field(default="", init=False, repr=False)
 
@@ -236,7 +236,7 @@ class EpisodeRunner:
             edge_health=self.edge_health,
             propose_edge=self.also_edge,
             checkpointer=self._saver,
-            constrain_edge=self.edge_decoding,
+            edge_decoding=self.edge_decoding,
         )
         return agent, self.label or policy.name
 

@@ -19,6 +19,8 @@ from typing import Any
 
 from langgraph_hera.accounting.pricing import kv_cache_bytes
 from langgraph_hera.evaluation.runner import EpisodeResult, EpisodeRunner, done_seeds, summarize
+from langgraph_hera.routing.deprecation import renamed_kwargs
+from langgraph_hera.supervision.graph import EXECUTOR_PROMPT_LAYOUTS, ExecutorPromptLayout
 from langgraph_hera.supervision.node import check_supervision_args
 
 #: The paper's sweep of the verification interval T_v.
@@ -43,13 +45,14 @@ class SupervisionPoint:
     verify_every: int = 4
     reverse_roles: bool = False
     summarize: bool = True
-    executor_history: str = "messages"
+    executor_prompt_layout: ExecutorPromptLayout = "messages"
+    """How the executor sees its context (`create_supervised_text_agent`)."""
     trigger: str | None = None
     """A routing policy deciding when to verify (``name:key=value:...``), beyond the paper."""
 
     @property
     def label(self) -> str:
-        suffix = "-1msg" if self.executor_history == "since-reset" else ""
+        suffix = "-1msg" if self.executor_prompt_layout == "since-reset" else ""
         if self.trigger:
             suffix += "-trig-" + re.sub(r"[^A-Za-z0-9.]+", "_", self.trigger)
         if self.mode.startswith("monolithic"):
@@ -68,7 +71,7 @@ class SupervisionPoint:
         if not self.supervised:
             return {
                 "reverse_roles": self.mode == "monolithic-cloud",
-                "executor_history": self.executor_history,
+                "executor_prompt_layout": self.executor_prompt_layout,
             }
         trigger = None
         if self.trigger:
@@ -79,7 +82,7 @@ class SupervisionPoint:
             trigger = get_policy(name, **kwargs)
         return {
             "trigger": trigger,
-            "executor_history": self.executor_history,
+            "executor_prompt_layout": self.executor_prompt_layout,
             "mode": self.mode,
             "verify_every": self.verify_every,
             "summarize": self.summarize,
@@ -94,8 +97,9 @@ def supervision_points(
     monolithic: bool = True,
     reverse: Sequence[int] = (),
     no_summary: Sequence[int] = (),
-    executor_history: str = "messages",
+    executor_prompt_layout: ExecutorPromptLayout = "messages",
     trigger: str | None = None,
+    **deprecated: Any,
 ) -> list[SupervisionPoint]:
     """The sweep: each mode at each interval, the monolithic baselines, the reverse-role
     check at the intervals in ``reverse`` and EVA without summary at those in ``no_summary``.
@@ -105,11 +109,14 @@ def supervision_points(
     Raises:
         ValueError: Unknown mode or a bad interval (the message names it).
     """
-    if executor_history not in ("messages", "since-reset"):
+    old = renamed_kwargs(
+        "supervision_points", deprecated, {"executor_history": "executor_prompt_layout"}
+    )
+    h = old.get("executor_prompt_layout", executor_prompt_layout)
+    if h not in EXECUTOR_PROMPT_LAYOUTS:
         raise ValueError(
-            f"executor history must be 'messages' or 'since-reset', got {executor_history!r}"
+            f"executor_prompt_layout must be one of {list(EXECUTOR_PROMPT_LAYOUTS)}, got {h!r}"
         )
-    h = executor_history
     if trigger:
         from langgraph_hera.evaluation.bench import parse_point
         from langgraph_hera.policies import get_policy
@@ -119,19 +126,19 @@ def supervision_points(
     points: list[SupervisionPoint] = []
     if monolithic:
         points += [
-            SupervisionPoint("monolithic-edge", executor_history=h),
-            SupervisionPoint("monolithic-cloud", executor_history=h),
+            SupervisionPoint("monolithic-edge", executor_prompt_layout=h),
+            SupervisionPoint("monolithic-cloud", executor_prompt_layout=h),
         ]
     for mode in modes:
         for t in intervals:
             check_supervision_args(mode, t, None)
-            points.append(SupervisionPoint(mode, t, executor_history=h, trigger=trigger))
+            points.append(SupervisionPoint(mode, t, executor_prompt_layout=h, trigger=trigger))
         for t in reverse:
             check_supervision_args(mode, t, None)
-            points.append(SupervisionPoint(mode, t, reverse_roles=True, executor_history=h))
+            points.append(SupervisionPoint(mode, t, reverse_roles=True, executor_prompt_layout=h))
     for t in no_summary:
         check_supervision_args("eva", t, None)
-        points.append(SupervisionPoint("eva", t, summarize=False, executor_history=h))
+        points.append(SupervisionPoint("eva", t, summarize=False, executor_prompt_layout=h))
     return points
 
 

@@ -1,6 +1,6 @@
 """Constrained action decoding: the edge answers with one of the valid actions.
 
-Three ways, chosen per action node (``decoding=``):
+Three ways (`EdgeDecoding`), chosen per action node (``edge_decoding=``):
 
 - ``"choice"``: the server constrains generation to the valid actions -- vLLM structured
   outputs (``structured_outputs.choice``), or a GBNF grammar on a llama.cpp server (an
@@ -23,17 +23,25 @@ import asyncio
 import math
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, Literal
 
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.runnables import Runnable, RunnableLambda
 
-#: Allowed values of ``decoding=`` (see the module docstring).
-DECODINGS = ("choice", "rank", "free")
+from langgraph_hera.routing.deprecation import renamed_kwargs
+
+#: How the edge's answer is held to the valid actions (the one name of this knob everywhere:
+#: ``edge_decoding=`` in the factories, the runner, the bench and ``hera --edge-decoding``).
+EdgeDecoding = Literal["choice", "rank", "free"]
+#: Allowed values of `EdgeDecoding` (see the module docstring).
+EDGE_DECODINGS: tuple[EdgeDecoding, ...] = ("choice", "rank", "free")
+#: The old name of `EDGE_DECODINGS`.
+DECODINGS = EDGE_DECODINGS
 
 
-def check_decoding(decoding: str | bool) -> str:
-    """``decoding`` as one of `DECODINGS` (``True`` = ``"choice"``, ``False`` = ``"free"``).
+def check_decoding(decoding: EdgeDecoding | bool) -> EdgeDecoding:
+    """``decoding`` as one of `EDGE_DECODINGS` (the old booleans: ``True`` = ``"choice"``,
+    ``False`` = ``"free"``).
 
     Raises:
         ValueError: Anything else, with the allowed values.
@@ -42,9 +50,9 @@ def check_decoding(decoding: str | bool) -> str:
         return "choice"
     if decoding is False:
         return "free"
-    if decoding not in DECODINGS:
-        raise ValueError(f"decoding must be one of {list(DECODINGS)}, got {decoding!r}")
-    return str(decoding)
+    if decoding not in EDGE_DECODINGS:
+        raise ValueError(f"edge_decoding must be one of {list(EDGE_DECODINGS)}, got {decoding!r}")
+    return decoding
 
 
 def _openai_compatible(model: Any) -> Any | None:
@@ -67,13 +75,20 @@ def choice_grammar(valid_actions: Sequence[str]) -> str:
     return "root ::= " + " | ".join(lit(a) for a in dict.fromkeys(valid_actions))
 
 
-def constrained(model: Any, valid_actions: Sequence[str], decoding: str | bool = "choice") -> Any:
+def constrained(
+    model: Any,
+    valid_actions: Sequence[str],
+    edge_decoding: EdgeDecoding | bool = "choice",
+    **deprecated: Any,
+) -> Any:
     """``model`` made to answer with one of ``valid_actions`` (see the module docstring).
 
-    Returns ``model`` unchanged when there is nothing to choose from, when ``decoding`` is
-    ``"free"``, or when the model is not OpenAI-compatible.
+    Returns ``model`` unchanged when there is nothing to choose from, when ``edge_decoding`` is
+    ``"free"``, or when the model is not OpenAI-compatible. (``decoding=`` is the deprecated
+    name of ``edge_decoding``.)
     """
-    decoding = check_decoding(decoding)
+    old = renamed_kwargs("constrained", deprecated, {"decoding": "edge_decoding"})
+    decoding = check_decoding(old.get("edge_decoding", edge_decoding))
     inner = _openai_compatible(model)
     if not valid_actions or decoding == "free" or inner is None:
         return model
@@ -123,7 +138,7 @@ def _candidate_logprob(body: dict, candidate: str) -> tuple[float, int, int]:
     if not isinstance(plp, list) or not plp:
         raise ValueError(
             "the edge server returned no prompt_logprobs: likelihood ranking needs a server "
-            "that scores prompts (vLLM); use decoding='choice' otherwise"
+            "that scores prompts (vLLM); use edge_decoding='choice' otherwise"
         )
     total, covered, n = 0.0, "", 0
     target = candidate.strip()
@@ -181,7 +196,7 @@ def _checked(response: Any) -> dict:
 
 
 def ranked_choice(model: Any, valid_actions: Sequence[str]) -> Runnable:
-    """A runnable answering with the most likely of ``valid_actions`` (``decoding="rank"``).
+    """A runnable answering with the most likely of ``valid_actions`` (``edge_decoding="rank"``).
 
     ``model`` is an OpenAI-compatible chat model (`edge_chat_model`); its URL, key, model name
     and timeout are used. The reply carries the winner's log-likelihood in

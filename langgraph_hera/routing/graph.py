@@ -2,20 +2,76 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from langchain_core.language_models import BaseChatModel
 from langchain_core.tools import BaseTool
+from langgraph.channels.binop import BinaryOperatorAggregate
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
+from langgraph.types import Checkpointer
 
 from langgraph_hera.accounting.ledger import DEFAULT_EDGE_PARAMS
 from langgraph_hera.accounting.pricing import Pricing
 from langgraph_hera.policies.base import RoutingPolicy, get_policy
+from langgraph_hera.routing.decoding import EdgeDecoding, check_decoding
+from langgraph_hera.routing.deprecation import renamed_kwargs
 from langgraph_hera.routing.env_node import create_env_node, route_after_env
 from langgraph_hera.routing.nodes import ChatRunnable, create_action_node, create_model_node
 from langgraph_hera.routing.router import create_router_node, route_by_decision
-from langgraph_hera.state import HeraContext, HeraState
+from langgraph_hera.state import HeraContext, RoutingState, TextEnvState
+
+#: Fields whose updates accumulate (a reducer such as ``operator.add``), wherever they appear.
+ACCUMULATING_FIELDS = frozenset(
+    {"messages", "route_log", "ledger", "errors", "trajectory", "supervision_log"}
+)
+
+
+def schema_fields(schema: type) -> tuple[str, ...]:
+    """The state fields (channels) of a state schema, as LangGraph reads them."""
+    return tuple(StateGraph(schema).schemas[schema])  # type: ignore[call-overload]
+
+
+def check_state_schema(
+    builder: StateGraph,
+    required: Iterable[str],
+    *,
+    who: str,
+    suggest: type,
+) -> None:
+    """Check that ``builder``'s state schema has the ``required`` fields, the accumulating
+    ones (`ACCUMULATING_FIELDS`) with a reducer.
+
+    Args:
+        builder: The graph builder whose ``state_schema`` is checked.
+        required: The fields the nodes read and write.
+        who: The function asking (in the message).
+        suggest: The schema to suggest (use it or subclass it).
+
+    Raises:
+        ValueError: Naming the missing fields, or the accumulating ones without a reducer.
+    """
+    channels = builder.schemas[builder.state_schema]
+    name = getattr(builder.state_schema, "__name__", repr(builder.state_schema))
+    missing = [f for f in required if f not in channels]
+    if missing:
+        raise ValueError(
+            f"{who}: the state schema {name} lacks the field(s) {missing}; use "
+            f"StateGraph({suggest.__name__}) or subclass {suggest.__name__} "
+            "(langgraph_hera.state)"
+        )
+    plain = [
+        f
+        for f in required
+        if f in ACCUMULATING_FIELDS and not isinstance(channels[f], BinaryOperatorAggregate)
+    ]
+    if plain:
+        raise ValueError(
+            f"{who}: the field(s) {plain} of the state schema {name} must accumulate "
+            "(Annotated[list[...], operator.add], as in "
+            f"{suggest.__name__}); without a reducer each step overwrites the last"
+        )
 
 
 def add_router(
@@ -34,11 +90,15 @@ def add_router(
     """Add ``router``, ``edge`` and ``cloud`` nodes to ``builder`` and wire them.
 
     The loop is ``router -> edge | cloud -> after -> router``: a model reply with tool calls
-    goes to ``after`` (your tools node, added by you), which leads back to the router; a reply
-    without tool calls ends the run. The builder's state must include `HeraState`'s fields.
+    goes to ``after`` (your tools node, added by you before this call), which leads back to the
+    router; a reply without tool calls ends the run. The builder's state must have
+    `RoutingState`'s fields (``messages``, ``route_log``, ``ledger``, ``errors``, ``decision``,
+    ``step``, ``turn``, ``halt``, ``edge_failed_step``, ``edge_error``); it is checked here,
+    before anything is wired.
 
     Args:
-        builder: Your ``StateGraph(HeraState)`` (or a subclass of HeraState).
+        builder: Your ``StateGraph(RoutingState)`` (or any schema that subclasses it, such as
+            `HeraState`).
         policy: The routing policy (instance or registered name).
         edge: Edge chat model, tools bound (e.g. ``edge_chat_model(...).bind_tools(tools)``).
         cloud: Cloud chat model, tools bound.
@@ -53,18 +113,26 @@ def add_router(
         The same builder, for chaining.
 
     Raises:
-        ValueError: A node named router / edge / cloud already exists.
+        ValueError: The builder's state schema lacks a `RoutingState` field (or an accumulating
+            one has no reducer); a node named router / edge / cloud already exists; ``after``
+            names no node of the builder.
 
     Example:
-        >>> builder = StateGraph(HeraState)
+        >>> builder = StateGraph(RoutingState)
         >>> builder.add_node("tools", ToolNode(tools))
         >>> add_router(builder, policy=AlwaysEdge(), edge=edge.bind_tools(tools),
         ...            cloud=cloud.bind_tools(tools))
         >>> graph = builder.compile(name="my_agent")
     """
+    check_state_schema(builder, schema_fields(RoutingState), who="add_router", suggest=RoutingState)
     taken = {"router", "edge", "cloud"} & set(builder.nodes)
     if taken:
         raise ValueError(f"builder already has node(s) {sorted(taken)}; add_router adds them")
+    if after is not None and after not in builder.nodes:
+        raise ValueError(
+            f"after={after!r} names no node of the builder (it has {sorted(builder.nodes)}): "
+            "add your tools node before add_router, or pass after=None (no tool loop)"
+        )
     builder.add_node("router", create_router_node(policy, edge_health=edge_health))
     # A failed edge call hands its step back to the router; the cloud never goes there.
     edge_destinations = (after, "router", END) if after else ("router", END)
@@ -95,15 +163,16 @@ def add_router(
 
 def create_hera_agent(
     *,
-    edge: Any,
-    cloud: Any,
+    edge: BaseChatModel,
+    cloud: BaseChatModel,
     tools: Sequence[BaseTool | Callable[..., Any]] = (),
     policy: RoutingPolicy | str = "always-edge",
     system_prompt: str | None = None,
     pricing: Pricing | None = None,
     edge_params: float = DEFAULT_EDGE_PARAMS,
     edge_health: Callable[[], bool] | None = None,
-    checkpointer: Any = None,
+    state_schema: type = RoutingState,
+    checkpointer: Checkpointer = None,
     name: str = "hera_agent",
 ) -> CompiledStateGraph:
     """A prebuilt tool-calling agent whose every model step passes through the router.
@@ -120,21 +189,31 @@ def create_hera_agent(
         pricing: Cloud prices for the ledger.
         edge_params: Edge model size N (edge energy estimate).
         edge_health: Liveness probe of the edge.
+        state_schema: The graph's state: `RoutingState` (default) or a schema with its fields
+            (e.g. a subclass with your own fields).
         checkpointer: Passed to ``compile``.
         name: Graph name (shown in traces).
+
+    Raises:
+        ValueError: ``state_schema`` lacks a `RoutingState` field (the message names it).
     """
     from langgraph.prebuilt import ToolNode
 
-    builder: StateGraph = StateGraph(HeraState, context_schema=HeraContext)  # type: ignore[arg-type]
+    builder: StateGraph = StateGraph(state_schema, context_schema=HeraContext)  # type: ignore[arg-type]
+    check_state_schema(
+        builder, schema_fields(RoutingState), who="create_hera_agent", suggest=RoutingState
+    )
     tool_list = list(tools)
+    edge_model: ChatRunnable = edge
+    cloud_model: ChatRunnable = cloud
     if tool_list:
         builder.add_node("tools", ToolNode(tool_list))
-        edge, cloud = edge.bind_tools(tool_list), cloud.bind_tools(tool_list)
+        edge_model, cloud_model = edge.bind_tools(tool_list), cloud.bind_tools(tool_list)
     add_router(
         builder,
         policy=policy,
-        edge=edge,
-        cloud=cloud,
+        edge=edge_model,
+        cloud=cloud_model,
         after="tools" if tool_list else None,
         system_prompt=system_prompt,
         pricing=pricing,
@@ -149,14 +228,16 @@ def create_text_agent(
     edge: ChatRunnable,
     cloud: ChatRunnable,
     policy: RoutingPolicy | str = "always-edge",
-    constrain_edge: bool | str = True,
+    edge_decoding: EdgeDecoding = "choice",
     pricing: Pricing | None = None,
     edge_params: float = DEFAULT_EDGE_PARAMS,
     edge_health: Callable[[], bool] | None = None,
     history_window: int = 4,
     propose_edge: bool = False,
-    checkpointer: Any = None,
+    state_schema: type = TextEnvState,
+    checkpointer: Checkpointer = None,
     name: str = "hera_text_agent",
+    **deprecated: Any,
 ) -> CompiledStateGraph:
     """A prebuilt agent for text-action environments (task + observation + valid actions in,
     one action out), routed per step. Returns a **compiled** graph:
@@ -170,16 +251,16 @@ def create_text_agent(
     "seed": 20000}`` as input: the env node then creates the environment itself.
 
     Args:
-        edge: Edge chat model (an OpenAI-compatible vLLM model is constrained to the valid
-            actions when ``constrain_edge``).
+        edge: Edge chat model (an OpenAI-compatible vLLM / llama.cpp model is held to the valid
+            actions as ``edge_decoding`` says).
         cloud: Cloud chat model (or the expert stand-in).
         policy: The routing policy. A policy with ``uses_edge_proposal`` (e.g. `ThresholdRouter`
             with the ``edge-uncertainty`` scorer) gets edge-first routing: a ``propose`` node
             asks the edge first, the policy sees the proposal and its logprob, and an edge
             decision executes that proposal without a second call.
-        constrain_edge: How the edge's answer is held to the valid actions: ``"choice"``
-            (``True``; vLLM structured outputs or a llama.cpp grammar), ``"rank"`` (the most
-            likely valid action) or ``"free"`` (``False``); see
+        edge_decoding: How the edge's answer is held to the valid actions (`EdgeDecoding`):
+            ``"choice"`` (vLLM structured outputs or a llama.cpp grammar), ``"rank"`` (the most
+            likely valid action) or ``"free"`` (parsed afterwards); see
             `langgraph_hera.routing.decoding`. The chosen action's log-probability is recorded.
         pricing: Cloud prices for the ledger.
         edge_params: Edge model size N.
@@ -188,10 +269,22 @@ def create_text_agent(
         propose_edge: Ask the edge for its proposal at every step whatever the policy (the
             proposal lands in the trajectory as ``edge_action``): ``hera record --also-edge``
             uses it to record the edge's action at every state of a cloud trajectory.
+        state_schema: The graph's state: `TextEnvState` (default) or a schema with its fields.
         checkpointer: Passed to ``compile``.
         name: Graph name.
+        **deprecated: ``constrain_edge`` (``True`` / ``False`` = ``"choice"`` / ``"free"``), the
+            old name of ``edge_decoding``, with a `DeprecationWarning`.
+
+    Raises:
+        ValueError: Unknown ``edge_decoding``, or ``state_schema`` lacks a `TextEnvState` field
+            (the message names it).
     """
-    builder: StateGraph = StateGraph(HeraState, context_schema=HeraContext)  # type: ignore[arg-type]
+    old = renamed_kwargs("create_text_agent", deprecated, {"constrain_edge": "edge_decoding"})
+    edge_decoding = check_decoding(old.get("edge_decoding", edge_decoding))
+    builder: StateGraph = StateGraph(state_schema, context_schema=HeraContext)  # type: ignore[arg-type]
+    check_state_schema(
+        builder, schema_fields(TextEnvState), who="create_text_agent", suggest=TextEnvState
+    )
     common: dict[str, Any] = {
         "pricing": pricing,
         "edge_params": edge_params,
@@ -206,7 +299,7 @@ def create_text_agent(
         builder.add_node(
             "propose",
             create_action_node(
-                edge, target="edge", constrain=constrain_edge, propose_only=True, **common
+                edge, target="edge", edge_decoding=edge_decoding, propose_only=True, **common
             ),
             destinations=("router",),
         )
@@ -215,12 +308,12 @@ def create_text_agent(
     )
     builder.add_node(
         "edge",
-        create_action_node(edge, target="edge", constrain=constrain_edge, **common),
+        create_action_node(edge, target="edge", edge_decoding=edge_decoding, **common),
         destinations=("env", "router", END),
     )
     builder.add_node(
         "cloud",
-        create_action_node(cloud, target="cloud", constrain=False, **common),
+        create_action_node(cloud, target="cloud", edge_decoding="free", **common),
         destinations=("env", END),
     )
     builder.add_edge(START, "env")

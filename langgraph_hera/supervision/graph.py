@@ -5,22 +5,32 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
+from langchain_core.language_models import BaseChatModel
 from langchain_core.tools import BaseTool
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
+from langgraph.types import Checkpointer
 
 from langgraph_hera.accounting.ledger import DEFAULT_EDGE_PARAMS
 from langgraph_hera.accounting.pricing import Pricing
 from langgraph_hera.policies.base import RoutingPolicy
+from langgraph_hera.routing.decoding import EdgeDecoding, check_decoding
+from langgraph_hera.routing.deprecation import renamed_kwargs
 from langgraph_hera.routing.env_node import create_env_node, route_after_env
-from langgraph_hera.routing.nodes import create_action_node, create_model_node
-from langgraph_hera.state import HeraContext, HeraState, Target
-from langgraph_hera.supervision.node import create_supervisor_node
+from langgraph_hera.routing.graph import check_state_schema, schema_fields
+from langgraph_hera.routing.nodes import ChatRunnable, create_action_node, create_model_node
+from langgraph_hera.state import HeraContext, HeraState, SupervisionState, Target
+from langgraph_hera.supervision.node import SupervisionMode, create_supervisor_node
+
+#: How the executor of a supervised text agent sees its context since the last reset (the
+#: two growing layouts of `langgraph_hera.routing.nodes.PromptLayout`).
+ExecutorPromptLayout = Literal["messages", "since-reset"]
+EXECUTOR_PROMPT_LAYOUTS: tuple[ExecutorPromptLayout, ...] = ("messages", "since-reset")
 
 
 def _add_supervisor(
     builder: StateGraph,
-    supervisor: Any,
+    supervisor: ChatRunnable | None,
     *,
     reverse_roles: bool,
     pricing: Pricing | None,
@@ -46,10 +56,10 @@ def _add_supervisor(
 
 def create_supervised_agent(
     *,
-    executor: Any,
-    supervisor: Any,
+    executor: BaseChatModel,
+    supervisor: ChatRunnable,
     tools: Sequence[BaseTool | Callable[..., Any]] = (),
-    mode: str = "pevr",
+    mode: SupervisionMode = "pevr",
     verify_every: int | None = 4,
     max_turns: int = 40,
     summarize: bool = True,
@@ -58,7 +68,8 @@ def create_supervised_agent(
     pricing: Pricing | None = None,
     edge_params: float = DEFAULT_EDGE_PARAMS,
     reverse_roles: bool = False,
-    checkpointer: Any = None,
+    state_schema: type = SupervisionState,
+    checkpointer: Checkpointer = None,
     name: str = "supervised_agent",
 ) -> CompiledStateGraph:
     """A prebuilt tool-calling agent: an edge executor under a cloud supervisor (PEVR / EVA).
@@ -82,11 +93,14 @@ def create_supervised_agent(
         edge_params: Edge model size N.
         reverse_roles: The paper's reverse-role check: the executor is the cloud model and the
             supervisor the edge model (ledger sides swapped accordingly).
+        state_schema: The graph's state: `SupervisionState` (default) or a schema with its
+            fields.
         checkpointer: Passed to ``compile``.
         name: Graph name.
 
     Raises:
-        ValueError: Invalid ``mode``, ``verify_every`` or ``max_turns``.
+        ValueError: Invalid ``mode``, ``verify_every`` or ``max_turns``; ``state_schema``
+            lacks a `SupervisionState` field (the message names it).
 
     Example:
         >>> agent = create_supervised_agent(
@@ -97,9 +111,15 @@ def create_supervised_agent(
     """
     if max_turns < 1:
         raise ValueError(f"max_turns must be >= 1, got {max_turns!r}")
-    builder: StateGraph = StateGraph(HeraState, context_schema=HeraContext)  # type: ignore[arg-type]
+    builder: StateGraph = StateGraph(state_schema, context_schema=HeraContext)  # type: ignore[arg-type]
+    check_state_schema(
+        builder,
+        schema_fields(SupervisionState),
+        who="create_supervised_agent",
+        suggest=SupervisionState,
+    )
     tool_list = list(tools)
-    model = executor.bind_tools(tool_list) if tool_list else executor
+    model: ChatRunnable = executor.bind_tools(tool_list) if tool_list else executor
     executor_target = _add_supervisor(
         builder,
         supervisor,
@@ -140,20 +160,22 @@ def create_supervised_agent(
 
 def create_supervised_text_agent(
     *,
-    executor: Any,
-    supervisor: Any,
-    mode: str = "pevr",
+    executor: ChatRunnable,
+    supervisor: ChatRunnable | None,
+    mode: SupervisionMode = "pevr",
     verify_every: int | None = 4,
     summarize: bool = True,
     trigger: RoutingPolicy | str | None = None,
-    constrain_executor: bool = True,
+    edge_decoding: EdgeDecoding = "choice",
     pricing: Pricing | None = None,
     edge_params: float = DEFAULT_EDGE_PARAMS,
     reverse_roles: bool = False,
     track_progress: bool = False,
-    executor_history: str = "messages",
-    checkpointer: Any = None,
+    executor_prompt_layout: ExecutorPromptLayout = "messages",
+    state_schema: type = HeraState,
+    checkpointer: Checkpointer = None,
     name: str = "supervised_text_agent",
+    **deprecated: Any,
 ) -> CompiledStateGraph:
     """A supervised agent for text-action environments: ``env -> supervisor -> executor -> env``.
 
@@ -162,31 +184,58 @@ def create_supervised_text_agent(
     is the run context's ``max_steps`` (`HeraContext`).
 
     Args:
-        executor: The executor's chat model (constrained to the valid actions when it is an
-            OpenAI-compatible model and ``constrain_executor``).
+        executor: The executor's chat model (held to the valid actions as ``edge_decoding``
+            says when it is an OpenAI-compatible model).
         supervisor: The supervisor's chat model (offline: `ExpertSupervisor`, a stand-in);
             ``None``: the monolithic executor alone (the baseline of the context comparison).
         mode: ``"pevr"`` or ``"eva"``.
         verify_every: Verification interval T_v in executor steps.
         summarize: EVA: a summary of prior work in the handoff.
         trigger: A routing policy that decides when to verify (beyond the paper).
-        constrain_executor: Constrain the executor to the valid actions.
+        edge_decoding: How the executor's answer is held to the valid actions
+            (`langgraph_hera.routing.decoding.EdgeDecoding`: ``"choice"``, ``"rank"`` or
+            ``"free"``).
         pricing: Cloud prices for the ledger.
         edge_params: Edge model size N.
         reverse_roles: Cloud executor, edge supervisor (the paper's Table 4 check).
         track_progress: Record the expert's distance to the goal at every step (the ground
             truth for verifier false positives / negatives).
-        executor_history: How the executor sees its context since the last reset:
-            ``"messages"`` (a multi-turn chat, the paper's ReAct loop) or ``"since-reset"``
-            (one message in the layout of `action_prompt`, which the shipped adapter knows).
+        executor_prompt_layout: How the executor sees its context since the last reset
+            (`ExecutorPromptLayout`): ``"messages"`` (a multi-turn chat, the paper's ReAct
+            loop) or ``"since-reset"`` (one message in the layout of `action_prompt`, which the
+            shipped adapter knows).
+        state_schema: The graph's state: `HeraState` (default: the text-action and the
+            supervision fields) or a schema with its fields.
         checkpointer: Passed to ``compile``.
         name: Graph name.
+        **deprecated: Old names, with a `DeprecationWarning`: ``constrain_executor``
+            (``True`` / ``False`` = ``"choice"`` / ``"free"``) for ``edge_decoding``,
+            ``executor_history`` for ``executor_prompt_layout``.
+
+    Raises:
+        ValueError: Invalid ``mode``, ``verify_every``, ``edge_decoding`` or
+            ``executor_prompt_layout``; ``state_schema`` lacks a `HeraState` field (the
+            message names it).
     """
-    if executor_history not in ("messages", "since-reset"):
+    old = renamed_kwargs(
+        "create_supervised_text_agent",
+        deprecated,
+        {"constrain_executor": "edge_decoding", "executor_history": "executor_prompt_layout"},
+    )
+    edge_decoding = check_decoding(old.get("edge_decoding", edge_decoding))
+    executor_prompt_layout = old.get("executor_prompt_layout", executor_prompt_layout)
+    if executor_prompt_layout not in EXECUTOR_PROMPT_LAYOUTS:
         raise ValueError(
-            f"executor_history must be 'messages' or 'since-reset', got {executor_history!r}"
+            f"executor_prompt_layout must be one of {list(EXECUTOR_PROMPT_LAYOUTS)}, "
+            f"got {executor_prompt_layout!r}"
         )
-    builder: StateGraph = StateGraph(HeraState, context_schema=HeraContext)  # type: ignore[arg-type]
+    builder: StateGraph = StateGraph(state_schema, context_schema=HeraContext)  # type: ignore[arg-type]
+    check_state_schema(
+        builder,
+        schema_fields(HeraState),
+        who="create_supervised_text_agent",
+        suggest=HeraState,
+    )
     builder.add_node("env", create_env_node(track_progress=track_progress))
     executor_target = _add_supervisor(
         builder,
@@ -205,11 +254,11 @@ def create_supervised_text_agent(
         create_action_node(
             executor,
             target=executor_target,
-            constrain=constrain_executor,
+            edge_decoding=edge_decoding,
             pricing=pricing,
             edge_params=edge_params,
             router_node=None,
-            history=executor_history,
+            prompt_layout=executor_prompt_layout,
         ),
         destinations=("env", END),
     )

@@ -4,7 +4,7 @@ query, summary + advice), with context resets of the executor."""
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Literal
 
 from langchain_core.messages import BaseMessage, HumanMessage, RemoveMessage
 from langchain_core.runnables import RunnableConfig, RunnableLambda
@@ -25,7 +25,8 @@ from langgraph_hera.routing.features import (
     message_text,
     route_input_from_state,
 )
-from langgraph_hera.routing.nodes import _clip, _model_name
+from langgraph_hera.routing.nodes import clip_text
+from langgraph_hera.routing.routed import model_name_of
 from langgraph_hera.routing.router import (
     RUN_STARTS,
     RunStart,
@@ -50,7 +51,11 @@ from langgraph_hera.supervision.prompts import (
 )
 from langgraph_hera.tracing import trace_decision
 
-MODES = ("pevr", "eva")
+#: How a supervisor works: ``"pevr"`` (Plan-Execute-Verify-Replan: plans first, verifies
+#: against the plan, replans off track) or ``"eva"`` (Execute-Verify-Advise: verifies against
+#: the query, hands over a summary and advice off track).
+SupervisionMode = Literal["pevr", "eva"]
+MODES: tuple[SupervisionMode, ...] = ("pevr", "eva")
 SIDES = ("edge", "cloud")
 
 
@@ -63,12 +68,12 @@ def transcript(state: dict[str, Any], since: int = 0, *, max_chars: int = 3000) 
     """
     if "valid_actions" in state:
         records = [r for r in state.get("trajectory") or [] if int(r["step"]) >= since]
-        lines = [f"> {r['action']}\n{_clip(r['next_observation'], 300)}" for r in records]
+        lines = [f"> {r['action']}\n{clip_text(r['next_observation'], 300)}" for r in records]
     else:
         lines = []
         for m in state.get("messages") or []:
             role = {"human": "user", "ai": "executor", "tool": "tool"}.get(m.type, m.type)
-            lines.append(f"{role}: {_clip(message_text(m), 400)}")
+            lines.append(f"{role}: {clip_text(message_text(m), 400)}")
     if not lines:
         return "(no steps yet)"
     out: list[str] = []
@@ -87,7 +92,7 @@ def _situation(state: dict[str, Any]) -> str:
         return ""
     valid = state.get("valid_actions") or []
     return (
-        f"Current observation: {_clip(state.get('observation', ''), 600)}\n"
+        f"Current observation: {clip_text(state.get('observation', ''), 600)}\n"
         f"Valid actions now: {' | '.join(valid)}"
     )
 
@@ -115,7 +120,7 @@ def _handoff_message(state: dict[str, Any], label: str, text: str) -> HumanMessa
     if "valid_actions" in state:
         return HumanMessage(
             f"Task: {query}\n{label}:\n{text.strip()}\n"
-            f"Observation: {_clip(state.get('observation', ''), 1200)}",
+            f"Observation: {clip_text(state.get('observation', ''), 1200)}",
             additional_kwargs={HANDOFF_KEY: True},
         )
     return HumanMessage(
@@ -177,7 +182,7 @@ class _Supervisor:
                 target="supervisor",
                 latency_ms=(time.perf_counter() - t0) * 1e3,
                 pricing=self.pricing,
-                model=_model_name(self.model),
+                model=model_name_of(self.model),
                 edge_params=self.edge_params,
                 error=error,
                 side=self.side,
@@ -409,7 +414,7 @@ def check_supervision_args(mode: str, verify_every: int | None, trigger: Any) ->
 def create_supervisor_node(
     model: Any,
     *,
-    mode: str = "pevr",
+    mode: SupervisionMode = "pevr",
     verify_every: int | None = 4,
     summarize: bool = True,
     trigger: RoutingPolicy | str | None = None,

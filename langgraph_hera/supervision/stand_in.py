@@ -33,7 +33,7 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import ConfigDict, Field
 
 from langgraph_hera.envs.expert import stand_in_reply
-from langgraph_hera.routing.nodes import _norm
+from langgraph_hera.routing.nodes import normalize_action
 from langgraph_hera.supervision.prompts import request_kind
 
 #: Phrases with which the suites' games reject an action.
@@ -59,7 +59,7 @@ def _section(text: str, start: str, end: str | None = None) -> str:
 
 def plan_steps(text: str) -> list[str]:
     """The steps of a numbered plan (``1. take apple``), normalised."""
-    return [_norm(m) for m in re.findall(r"^\s*\d+[.)]\s*(.+?)\s*$", text, re.MULTILINE)]
+    return [normalize_action(m) for m in re.findall(r"^\s*\d+[.)]\s*(.+?)\s*$", text, re.MULTILINE)]
 
 
 def executed(transcript: str) -> tuple[list[str], list[str]]:
@@ -68,8 +68,8 @@ def executed(transcript: str) -> tuple[list[str], list[str]]:
     observations: list[str] = []
     for block in re.split(r"^> ", transcript, flags=re.MULTILINE)[1:]:
         head, _, rest = block.partition("\n")
-        actions.append(_norm(head))
-        observations.append(_norm(rest))
+        actions.append(normalize_action(head))
+        observations.append(normalize_action(rest))
     return actions, observations
 
 

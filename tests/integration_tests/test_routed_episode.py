@@ -33,7 +33,7 @@ def test_routed_twc_episode_with_real_edge(vllm_server) -> None:
 
     env = make_env("twc")
     edge = edge_chat_model(vllm_server.base_url, vllm_server.model_name, max_tokens=24, timeout=300)
-    cloud = ExpertChatModel(oracle=env.expert_action)
+    cloud = ExpertChatModel(expert=env.expert_action)
     agent = create_text_agent(edge=edge, cloud=cloud, policy=RandomPolicy(0.5, seed=11))
     before = _server_token_counters(vllm_server.base_url)
     with TraceRecorder() as rec:

@@ -26,7 +26,7 @@ def test_profile_twc_with_the_real_edge_then_route(vllm_server, tmp_path) -> Non
     env = make_env("twc")
     try:
         agent = create_text_agent(
-            edge=edge, cloud=ExpertChatModel(oracle=env.expert_action), policy=scheduler
+            edge=edge, cloud=ExpertChatModel(expert=env.expert_action), policy=scheduler
         )
         out = agent.invoke({"seed": 20000}, context=HeraContext(env=env, max_steps=4))
     finally:

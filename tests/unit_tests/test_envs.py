@@ -184,7 +184,7 @@ def test_expert_query_does_not_move_the_episode(twc) -> None:
 
 def test_expert_chat_model_reports_usage_and_label(twc) -> None:
     twc.reset(10000)
-    model = ExpertChatModel(oracle=twc.expert_action)
+    model = ExpertChatModel(expert=twc.expert_action)
     reply = model.invoke([SystemMessage("Pick an action."), HumanMessage("Observation: " * 20)])
     assert reply.content == twc.expert_action()
     usage = reply.usage_metadata
@@ -194,9 +194,9 @@ def test_expert_chat_model_reports_usage_and_label(twc) -> None:
 
 def test_expert_chat_model_epsilon() -> None:
     with pytest.raises(ValueError, match="valid_actions"):
-        ExpertChatModel(oracle=lambda: "a", epsilon=0.5)
+        ExpertChatModel(expert=lambda: "a", epsilon=0.5)
     model = ExpertChatModel(
-        oracle=lambda: "gold", valid_actions=lambda: ["x", "y"], epsilon=1.0, seed=0
+        expert=lambda: "gold", valid_actions=lambda: ["x", "y"], epsilon=1.0, seed=0
     )
     assert {model.invoke("hi").content for _ in range(10)} <= {"x", "y"}
 

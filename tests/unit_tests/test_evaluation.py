@@ -79,7 +79,7 @@ def env():
 
 def _runner(env, tmp_path, policy: str, *, also_edge: bool = False, **kw) -> EpisodeRunner:
     edge = ExpertChatModel(
-        oracle=env.expert_action,
+        expert=env.expert_action,
         valid_actions=lambda: list(env.valid_actions),
         epsilon=0.6,
         seed=3,
@@ -89,7 +89,7 @@ def _runner(env, tmp_path, policy: str, *, also_edge: bool = False, **kw) -> Epi
         env_factory=lambda: env,
         edge=edge,
         cloud_factory=lambda e: ExpertChatModel(
-            oracle=e.expert_action, valid_actions=lambda: list(e.valid_actions)
+            expert=e.expert_action, valid_actions=lambda: list(e.valid_actions)
         ),
         policy_factory=lambda: get_policy(policy, **kw),
         max_steps=25,

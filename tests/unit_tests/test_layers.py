@@ -34,17 +34,9 @@ def _private_imports(path: Path) -> list[str]:
     return found
 
 
-# TODO(lead): supervision imports routing.nodes' private helpers; make them public and empty this.
-KNOWN = {
-    "langgraph_hera/supervision/node.py: langgraph_hera.routing.nodes._clip",
-    "langgraph_hera/supervision/node.py: langgraph_hera.routing.nodes._model_name",
-    "langgraph_hera/supervision/stand_in.py: langgraph_hera.routing.nodes._norm",
-}
-
-
 def test_no_module_imports_another_packages_private_name() -> None:
     found = {f for p in sorted(PACKAGE.rglob("*.py")) for f in _private_imports(p)}
-    assert found - KNOWN == set()
+    assert found == set()
 
 
 def test_old_import_paths_still_work() -> None:

@@ -334,15 +334,17 @@ def test_since_reset_executor_sees_the_handoff_and_every_step_since(scripted) ->
         supervisor=supervisor,
         mode="pevr",
         verify_every=3,
-        executor_history="since-reset",
+        executor_prompt_layout="since-reset",
     )
     out = agent.invoke({"seed": 0}, context=HeraContext(env=CounterEnv(goal=9), max_steps=5))
     assert out["context_start"] == 3  # replanned at step 3 (the executor kept looking)
     assert seen[0].startswith("Task: reach 9\nPlan:\n1. inc\n2. inc")
     assert seen[2].count("> look") == 2  # all steps since the start, not a window
     assert seen[3].count("> look") == 0  # the reset cut them
-    with pytest.raises(ValueError, match="executor_history must be"):
-        create_supervised_text_agent(executor=scripted(), supervisor=None, executor_history="x")
+    with pytest.raises(ValueError, match=r"executor_prompt_layout must be one of .*'x'"):
+        create_supervised_text_agent(
+            executor=scripted(), supervisor=None, executor_prompt_layout="x"
+        )
 
 
 def test_supervision_points_with_a_trigger_policy() -> None:
