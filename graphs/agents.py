@@ -58,7 +58,7 @@ def _cloud(text_agent: bool):  # noqa: ANN202 - returns a chat model
     from langgraph_hera.routing.env_node import current_env
 
     return ExpertChatModel(
-        oracle=lambda: current_env().expert_action(),
+        expert=lambda: current_env().expert_action(),
         valid_actions=lambda: current_env().valid_actions,
     )
 

@@ -146,7 +146,7 @@ class _Models:
 
             return ChatOpenAI(model=self.args.cloud_model, temperature=0, max_completion_tokens=32)
         return ExpertChatModel(
-            oracle=env.expert_action,
+            expert=env.expert_action,
             valid_actions=lambda: list(getattr(env, "valid_actions", [])),
             epsilon=self.args.epsilon,
         )

@@ -36,7 +36,7 @@ def _supervise(args: argparse.Namespace) -> int:
             monolithic=args.monolithic,
             reverse=_int_list(args.reverse, "--reverse"),
             no_summary=_int_list(args.no_summary, "--no-summary"),
-            executor_history=args.executor_history,
+            executor_prompt_layout=args.executor_history,
             trigger=args.trigger,
         )
     except ValueError as exc:
