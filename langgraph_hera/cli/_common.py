@@ -61,7 +61,44 @@ def _check_run_args(args: argparse.Namespace) -> str | None:
         return f"--epsilon must be in [0, 1], got {args.epsilon}"
     if args.edge_url and not args.edge_model:
         return "--edge-model is required with --edge-url (the served model name)"
+    try:
+        _game_params(args)
+    except ValueError as exc:
+        return str(exc)
     return None
+
+
+def _game_params(args: argparse.Namespace) -> str | None:
+    """``--game-param KEY=VALUE`` (repeatable) as the suite's full parameter string, checked
+    like ``make_env(suite, game_params=...)`` does; ``None`` when none was given.
+
+    Raises:
+        ValueError: A malformed item, an unknown key (the message lists the allowed keys and
+            ranges) or a value out of range; any key for a suite without game parameters.
+    """
+    items = list(getattr(args, "game_param", None) or [])
+    if not items:
+        return None
+    from langgraph_hera.envs.twx import TWX_PARAMS, parse_game_params
+
+    if args.suite not in TWX_PARAMS:
+        raise ValueError(
+            f"--game-param: suite {args.suite!r} takes no game parameters "
+            f"(suites that do: {', '.join(TWX_PARAMS)})"
+        )
+    for item in items:
+        if "=" not in item:
+            raise ValueError(f"--game-param must look like KEY=VALUE, got {item!r}")
+    return parse_game_params(args.suite, ",".join(items))
+
+
+def _env_factory(args: argparse.Namespace) -> Any:
+    """Makes the suite's environment with the ``--game-param`` values."""
+    from langgraph_hera.envs import make_env
+
+    params = _game_params(args)
+    kwargs = {"game_params": params} if params else {}
+    return lambda: make_env(args.suite, **kwargs)
 
 
 class _NoEdge:
@@ -83,6 +120,7 @@ class _Models:
         self.cache: Any = None
         self.stand_in = not (args.cloud_model and os.environ.get("OPENAI_API_KEY"))
         self.cloud_label = STAND_IN if self.stand_in else args.cloud_model
+        self.shape: Any = None  # the served model's size and KV shape, when known
 
     def start(self, *, need_edge: bool = True) -> None:
         from langgraph_hera.models import edge_chat_model
@@ -98,7 +136,8 @@ class _Models:
         else:
             from langgraph_hera.models import EdgeServer
 
-            print("starting the embedded edge model (SmolLM2-135M-Instruct) ...", file=sys.stderr)
+            label = Path(args.model).name if args.model else "the embedded SmolLM2-135M-Instruct"
+            print(f"starting the edge model ({label}) ...", file=sys.stderr)
             self.server = EdgeServer(
                 args.model,
                 backend=args.backend,
@@ -107,7 +146,17 @@ class _Models:
             )
             self.server.start()
             base_url, model_name = self.server.base_url, self.server.model_name
-            print(f"edge: {self.server.backend} at {base_url} ({model_name})", file=sys.stderr)
+            self.shape = self.server.model_shape
+        if self.shape is None and args.model:
+            from langgraph_hera.models._weights import model_shape
+
+            try:  # --edge-url with --model: the served model's files describe it
+                self.shape = model_shape(args.model)
+            except (ValueError, OSError):
+                pass
+        backend = getattr(self.server, "backend", "edge")
+        about = self.shape.describe() if self.shape else "size unknown: SmolLM2-135M's assumed"
+        print(f"edge: {backend} at {base_url} ({model_name}; {about})", file=sys.stderr)
         if args.proposal_cache:
             from langgraph_hera.models.cache import ProposalCache
 
@@ -133,6 +182,13 @@ class _Models:
                 f"{s['entries']} entries in {self.args.proposal_cache}",
                 file=sys.stderr,
             )
+
+    @property
+    def edge_params(self) -> float:
+        """Parameters N of the served edge model (the edge energy estimate)."""
+        from langgraph_hera.accounting.ledger import DEFAULT_EDGE_PARAMS
+
+        return float(self.shape.n_params) if self.shape else DEFAULT_EDGE_PARAMS
 
     @property
     def edge_health(self) -> Any:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import signal
 import sys
 import time
@@ -14,6 +15,7 @@ from langgraph_hera.cli._common import (
     _adapter_arg,
     _check_run_args,
     _checkpoint_target,
+    _env_factory,
     _fail,
     _interrupt,
     _Models,
@@ -70,7 +72,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from langgraph_hera.envs import FOLD_SEEDS, make_env
+    from langgraph_hera.envs import FOLD_SEEDS
     from langgraph_hera.evaluation.runner import EpisodeRunner, summarize
     from langgraph_hera.policies import get_policy
     from langgraph_hera.policies.base import parse_policy_kwargs
@@ -95,7 +97,7 @@ def _run(args: argparse.Namespace) -> int:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     out_dir = Path(args.out or f"runs/{args.suite}-{args.fold}-{args.policy}-{stamp}")
     runner = EpisodeRunner(
-        env_factory=lambda: make_env(args.suite),
+        env_factory=_env_factory(args),
         edge=models.edge,
         cloud_factory=models.cloud_factory,
         policy_factory=lambda: get_policy(args.policy, **kwargs),
@@ -107,11 +109,26 @@ def _run(args: argparse.Namespace) -> int:
         also_edge=also_edge,
         checkpoint_path=_checkpoint_target(args.durable, out_dir),
         edge_decoding=args.edge_decoding,
+        edge_params=models.edge_params,
     )
+    # The stand-in costs no model time: always-cloud on the same seeds says what routing saved.
+    baseline_dir = out_dir.with_name(out_dir.name + "-always-cloud")
+    play_baseline = (
+        models.stand_in
+        and not also_edge
+        and args.policy != "always-cloud"
+        and not getattr(args, "no_baseline", False)
+    )
+    baseline: list[Any] = []
     try:
         with _progress() as progress:
             task = progress.add_task(f"{args.suite} / {args.policy}", total=len(seeds))
             results = runner.run(seeds, on_episode=lambda _: progress.advance(task))
+            if play_baseline:
+                task = progress.add_task(f"{args.suite} / always-cloud", total=len(seeds))
+                baseline = _always_cloud(runner, baseline_dir).run(
+                    seeds, on_episode=lambda _: progress.advance(task)
+                )
     finally:
         models.stop()
     s = summarize(results)
@@ -138,11 +155,35 @@ def _run(args: argparse.Namespace) -> int:
     parquet = out_dir / "steps.parquet"
     print(f"steps: {out_dir / 'steps.jsonl'}" + (f" (+ {parquet})" if parquet.exists() else ""))
     print(f"episodes: {out_dir / 'episodes.jsonl'}")
+    if baseline:
+        print(_saving_line(s, summarize(baseline)) + f" ({baseline_dir})")
     return 0
 
 
+def _always_cloud(runner: Any, out_dir: Path) -> Any:
+    """The same run with every step on the cloud (resumable in its own directory)."""
+    from langgraph_hera.policies import get_policy
+
+    return dataclasses.replace(
+        runner,
+        policy_factory=lambda: get_policy("always-cloud"),
+        out_dir=out_dir,
+        checkpoint_path=None,
+    )
+
+
+def _saving_line(routed: dict[str, Any], cloud: dict[str, Any]) -> str:
+    """What routing saved against always-cloud on the same seeds, and what it cost in success."""
+    saved = 1 - routed["cloud_usd"] / cloud["cloud_usd"] if cloud["cloud_usd"] else 0.0
+    return (
+        f"routing vs always-cloud: cloud USD {routed['cloud_usd']:.5f} vs "
+        f"{cloud['cloud_usd']:.5f} (saved {saved:.1%}); success {routed['success']:.1%} vs "
+        f"{cloud['success']:.1%}"
+    )
+
+
 def _bench(args: argparse.Namespace) -> int:
-    from langgraph_hera.envs import FOLD_SEEDS, make_env
+    from langgraph_hera.envs import FOLD_SEEDS
     from langgraph_hera.evaluation.bench import BenchConfig, bench_points, run_bench, write_report
 
     problem = _check_run_args(args)
@@ -163,7 +204,7 @@ def _bench(args: argparse.Namespace) -> int:
         suite=args.suite,
         seeds=seeds,
         out_dir=out_dir,
-        env_factory=lambda: make_env(args.suite),
+        env_factory=_env_factory(args),
         edge=models.edge,
         cloud_factory=models.cloud_factory,
         max_steps=args.max_steps,

@@ -50,6 +50,14 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument(
                 "--policy-arg", action="append", default=[], metavar="K=V", help="policy keyword"
             )
+        p.add_argument(
+            "--game-param",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="suite difficulty, repeatable (e.g. numLocations=5; the allowed keys per suite "
+            "are in langgraph_hera.envs.twx.TWX_PARAMS)",
+        )
         p.add_argument("--max-steps", type=int, default=30)
         p.add_argument("--concurrency", type=int, default=2)
         p.add_argument("--edge-url", default=None, help="an OpenAI-compatible /v1 URL")
@@ -99,6 +107,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="POSTGRES_URL",
         help="checkpoint every step (OUT/checkpoints.sqlite, or a PostgreSQL database given as "
         "postgresql://USER:PASS@HOST:5432/DB): a killed run resumes mid-episode",
+    )
+    run.add_argument(
+        "--no-baseline",
+        action="store_true",
+        help="skip always-cloud on the same seeds (played only with the expert stand-in: it "
+        "costs no model time), and the saving line it gives",
     )
     run.set_defaults(func=_run, also_edge=False)
 

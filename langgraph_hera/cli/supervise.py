@@ -8,6 +8,7 @@ from typing import Any
 
 from langgraph_hera.cli._common import (
     _check_run_args,
+    _env_factory,
     _fail,
     _int_list,
     _Models,
@@ -16,7 +17,7 @@ from langgraph_hera.cli._common import (
 
 
 def _supervise(args: argparse.Namespace) -> int:
-    from langgraph_hera.envs import FOLD_SEEDS, make_env
+    from langgraph_hera.envs import FOLD_SEEDS
     from langgraph_hera.evaluation.supervision_bench import (
         SupervisionBench,
         run_supervision_bench,
@@ -65,7 +66,7 @@ def _supervise(args: argparse.Namespace) -> int:
     bench = SupervisionBench(
         seeds=seeds,
         out_dir=out_dir,
-        env_factory=lambda: make_env(args.suite),
+        env_factory=_env_factory(args),
         edge=models.edge,
         cloud_factory=models.cloud_factory,
         supervisor_factory=supervisor_factory,
@@ -73,6 +74,7 @@ def _supervise(args: argparse.Namespace) -> int:
         max_steps=args.max_steps,
         concurrency=args.concurrency,
         cloud_is_stand_in=models.stand_in,
+        runner_kwargs={"edge_params": models.edge_params},
     )
     try:
         _with_point_progress(

@@ -9,11 +9,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-from langgraph_hera.cli._common import _check_run_args, _fail, _Models, _progress, _say
+from langgraph_hera.cli._common import (
+    _check_run_args,
+    _env_factory,
+    _fail,
+    _Models,
+    _progress,
+    _say,
+)
 
 
 def _profile(args: argparse.Namespace) -> int:
-    from langgraph_hera.envs import FOLD_SEEDS, make_env
+    from langgraph_hera.envs import FOLD_SEEDS
     from langgraph_hera.policies.hera_scheduler import HeraScheduler
     from langgraph_hera.training.profiling import profile_tasks
 
@@ -35,7 +42,7 @@ def _profile(args: argparse.Namespace) -> int:
         with _progress() as progress:
             task = progress.add_task(f"profile {args.suite}", total=len(seeds))
             profile = profile_tasks(
-                lambda: make_env(args.suite),
+                _env_factory(args),
                 models.edge,
                 seeds,
                 depth=args.depth,
@@ -124,7 +131,7 @@ def _train(args: argparse.Namespace) -> int:
     episode runner, the results printed."""
     import asyncio
 
-    from langgraph_hera.envs import FOLD_SEEDS, make_env
+    from langgraph_hera.envs import FOLD_SEEDS
     from langgraph_hera.evaluation import EpisodeRunner, iter_steps, summarize
     from langgraph_hera.policies.hera import FeatureSpec, HeraRouter
     from langgraph_hera.training.router import (
@@ -134,6 +141,10 @@ def _train(args: argparse.Namespace) -> int:
         run_rl_rounds,
     )
 
+    try:
+        env_factory = _env_factory(args)
+    except ValueError as exc:
+        return _fail(str(exc))
     if args.rounds < 0:
         return _fail(f"--rounds must be >= 0, got {args.rounds}")
     if args.target_cloud_share is not None and not 0 <= args.target_cloud_share <= 1:
@@ -166,9 +177,6 @@ def _train(args: argparse.Namespace) -> int:
     bad = sorted({int(r["seed"]) for r in records} - set(FOLD_SEEDS["train"]))
     if bad:
         return _fail(f"--data must hold train seeds only (0-999); found {bad[:5]}")
-
-    def env_factory() -> Any:
-        return make_env(args.suite)
 
     def labelled(recs: list[dict], what: str) -> Any:
         return label_records(
@@ -220,6 +228,7 @@ def _train(args: argparse.Namespace) -> int:
                 out_dir=rollout_dir,
                 cloud_is_stand_in=models.stand_in,
                 edge_health=models.edge_health,
+                edge_params=models.edge_params,
             )
             s = summarize(await runner.arun(seeds))
             _say(

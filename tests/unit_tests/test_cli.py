@@ -42,6 +42,21 @@ def _closed_port() -> int:
         (["supervise", "--intervals", "0"], "verify_every (T_v) must be an int >= 1"),
         (["supervise", "--intervals", "a,b"], "--intervals must be comma-separated integers"),
         (["supervise", "--trigger", "nope"], "unknown policy 'nope'"),
+        (
+            ["run", "--game-param", "numIngredients=2"],
+            "unknown twc game parameter 'numIngredients'; allowed: numLocations (1-3)",
+        ),
+        (
+            ["record", "--game-param", "numLocations=9"],
+            "numLocations='9' must be an integer in 1-3",
+        ),
+        (["bench", "--game-param", "numLocations"], "--game-param must look like KEY=VALUE"),
+        (["supervise", "--suite", "alfworld", "--game-param", "a=1"], "takes no game parameters"),
+        (["profile", "--out", "x.npz", "--game-param", "x=1"], "unknown twc game parameter 'x'"),
+        (
+            ["train", "--data", "d", "--out", "r.npz", "--game-param", "x=1"],
+            "allowed: numLocations",
+        ),
     ],
 )
 def test_bad_input_is_one_error_line(argv, message, capsys) -> None:
@@ -68,9 +83,32 @@ def test_run_with_dead_edge_fails_over_and_prints_the_table(tmp_path: Path, caps
     assert steps and all(s["target"] == "cloud" for s in steps)
     assert all(s["cloud"] == "expert stand-in" for s in steps)
     assert all(any("edge call failed" in m for m in e["errors"]) for e in episodes)
-    # Running again resumes: nothing new is played.
+    # Always-cloud on the same seeds (the stand-in costs no model time): what routing saved.
+    baseline = tmp_path / "run-always-cloud"
+    assert len((baseline / "episodes.jsonl").read_text().splitlines()) == 2
+    line = next(x for x in captured.out.splitlines() if x.startswith("routing vs always-cloud"))
+    assert re.search(
+        r"cloud USD [\d.]+ vs [\d.]+ \(saved -?[\d.]+%\); success 100.0% vs 100.0%", line
+    )
+    # Running again resumes both: nothing new is played.
     assert main(argv) == 0
+    assert "routing vs always-cloud" in capsys.readouterr().out
     assert len((out_dir / "episodes.jsonl").read_text().splitlines()) == 2
+    assert len((baseline / "episodes.jsonl").read_text().splitlines()) == 2
+
+
+def test_run_with_game_params_and_no_baseline(tmp_path: Path, capsys) -> None:
+    out_dir = tmp_path / "run"
+    argv = [
+        "run", "--episodes", "1", "--policy", "always-cloud", "--suite", "coin",
+        "--game-param", "numLocations=2", "--game-param", "includeDoors=0",
+        "--out", str(out_dir), "--no-baseline",
+    ]  # fmt: skip
+    assert main(argv) == 0
+    assert "routing vs always-cloud" not in capsys.readouterr().out
+    assert not (tmp_path / "run-always-cloud").exists()
+    episode = json.loads((out_dir / "episodes.jsonl").read_text().splitlines()[0])
+    assert episode["success"] and episode["steps"] <= 6  # two rooms, no doors: a short game
 
 
 def _replay_records(path, seeds) -> None:
