@@ -7,6 +7,10 @@ API keys travel only in request headers. Anything this package records from the 
   ``*SECRET*``, ``*PASSWORD*``; values of 8+ characters),
 - values registered with `register_secret` (keys passed in code rather than the environment),
 - anything shaped like an OpenAI / Anthropic / LangSmith key or a bearer token.
+
+Recorded conversations (training traces) also pass through `redact_personal`, which removes
+e-mail addresses and phone numbers on top of `redact` (`redact` itself leaves them alone:
+errors and logs keep their numbers).
 """
 
 from __future__ import annotations
@@ -18,6 +22,9 @@ from collections.abc import Iterable
 from typing import Any
 
 REDACTED = "[REDACTED]"
+#: What `redact_personal` writes for an e-mail address / a phone number.
+EMAIL_REDACTED = "[EMAIL]"
+PHONE_REDACTED = "[PHONE]"
 
 _SECRET_NAME = re.compile(r"(_KEY$|^KEY$|TOKEN|SECRET|PASSWORD|PASSWD)", re.IGNORECASE)
 _PATTERNS = (
@@ -60,6 +67,55 @@ def redact_obj(obj: Any) -> Any:
         return {k: redact_obj(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
         return type(obj)(redact_obj(v) for v in obj)
+    return obj
+
+
+_EMAIL = re.compile(
+    r"(?<![\w.+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b"
+)
+# A phone number: "+" and 9-15 digits; or an optional +country code and (area) code followed by
+# groups of digits separated by a space, dot or dash; 9-15 digits in all (E.164's maximum is
+# 15). Dates (8 digits), times, IPv4 addresses (1-digit groups) and unseparated numbers (an
+# amount, an id) are left alone: a tool argument such as 123456789 must stay what it is.
+_PHONE = re.compile(
+    r"(?<![\w.+-])(?:"
+    r"(?:\+\d{1,3}[\s.-]?(?:\(\d{1,4}\)[\s.-]?)?|\(\d{1,4}\)[\s.-]?)\d{1,4}(?:[\s.-]\d{2,4}){1,4}"
+    r"|\+\d{9,15}"
+    r"|\d{2,4}(?:[\s.-]\d{2,4}){2,4}"
+    r")(?![\w.:-])"
+)
+
+
+def _phone(match: re.Match[str]) -> str:
+    text = match.group(0)
+    digits = sum(c.isdigit() for c in text)
+    structured = text.startswith("+") or "(" in text or digits >= 10
+    return PHONE_REDACTED if 9 <= digits <= 15 and structured else text
+
+
+def redact_personal(text: Any) -> str:
+    """`redact` plus e-mail addresses (``[EMAIL]``) and phone numbers (``[PHONE]``).
+
+    Phone numbers are found by shape: a ``+`` country code or an ``(area)`` code or at least 10
+    digits, in 3-5 separated groups, 9-15 digits in all; dates, IP addresses and unseparated
+    numbers are kept.
+
+    Example:
+        >>> redact_personal("mail ann@example.com or call +1 415-555-0100")
+        'mail [EMAIL] or call [PHONE]'
+    """
+    out = _EMAIL.sub(EMAIL_REDACTED, redact(text))
+    return _PHONE.sub(_phone, out)
+
+
+def redact_personal_obj(obj: Any) -> Any:
+    """`redact_personal` applied to every string inside dicts / lists / tuples (keys kept)."""
+    if isinstance(obj, str):
+        return redact_personal(obj)
+    if isinstance(obj, dict):
+        return {k: redact_personal_obj(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return type(obj)(redact_personal_obj(v) for v in obj)
     return obj
 
 

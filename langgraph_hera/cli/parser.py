@@ -7,6 +7,7 @@ import argparse
 from langgraph_hera.cli._common import ADAPTER_HELP, _postgres_url
 from langgraph_hera.cli.episodes import _bench, _run, _serve
 from langgraph_hera.cli.supervise import _supervise
+from langgraph_hera.cli.traces import add_trace_commands
 from langgraph_hera.cli.train import _adapt, _profile, _train
 
 DESCRIPTION = (
@@ -243,7 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     episode_args(train, fold="train", policy=False)
     train.add_argument(
-        "--data", action="append", required=True, help="`hera record --also-edge` run(s)"
+        "--data", action="append", default=[], help="`hera record --also-edge` run(s)"
     )
     train.add_argument("--dev-data", action="append", default=[], help="dev run(s) to calibrate")
     train.add_argument("--out", required=True, help="router file (.npz)")
@@ -288,4 +289,5 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--hidden", type=int, default=16)
     train.add_argument("--edge-id", default=None, help="edge model/adapter id stored in the file")
     train.set_defaults(func=_train)
+    add_trace_commands(sub, train)
     return parser

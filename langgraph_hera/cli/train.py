@@ -141,6 +141,12 @@ def _train(args: argparse.Namespace) -> int:
         run_rl_rounds,
     )
 
+    if getattr(args, "traces", None):
+        from langgraph_hera.cli.traces import _train_traces
+
+        return _train_traces(args)
+    if not args.data:
+        return _fail("hera train needs --data (text-action recordings) or --traces")
     try:
         env_factory = _env_factory(args)
     except ValueError as exc:

@@ -3,13 +3,19 @@
 
 The featurizer is the *same* code at train time and at decision time: sentence embeddings of
 chosen text parts, state scalars, route history, and (edge-first routing) the edge's proposal,
-its log-probability, and whether it repeats or undoes what the episode already did.
+its log-probability, and whether it repeats or undoes what the episode already did. Tool-calling
+agents add the tool group (``FeatureSpec(tools=True)``): the tools offered (count, hashed
+names), the last tool result and whether it was an error, and, with ``edge=True``, which tool
+the edge proposes and whether its arguments fit the tool's JSON schema (`args_match_schema`).
+The `RouteInput.extra` keys it reads are written by
+`langgraph_hera.routing.features.tool_context` and ``edge_tool_context``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -46,6 +52,18 @@ EDGE_FEATURES = (
 #: Edge-proposal-vs-history features (group ``edge_history``): is the proposal a repeat or an
 #: undo of what the episode already did? (The loops a weak edge falls into.)
 EDGE_HISTORY_FEATURES = ("edge_action_done_before_log", "edge_undoes_last_action")
+#: Tool-calling features (group ``tools``), in vector order; then ``tool_name:<i>`` for the
+#: hashed names of the tools offered (``tool_hash_dim`` buckets).
+TOOL_FEATURES = (
+    "tools_offered_log",
+    "tools_unknown",
+    "last_tool_result",
+    "last_tool_error",
+    "tool_errors_in_run_log",
+)
+#: Edge-proposal features of tool-calling agents (``tools`` and ``edge``); then
+#: ``edge_tool:<i>`` for the hashed name of the proposed tool.
+EDGE_TOOL_FEATURES = ("edge_tool_call", "edge_tool_offered", "edge_args_valid")
 _OPPOSITE = {
     "north": "south",
     "south": "north",
@@ -93,6 +111,58 @@ def undoes(last_action: str | None, action: str | None) -> bool:
     return obj(lw) == obj(aw)
 
 
+def hash_bucket(name: str, buckets: int) -> int:
+    """A stable bucket of ``name`` in ``range(buckets)`` (md5, the same in every process)."""
+    return int.from_bytes(hashlib.md5(name.encode()).digest()[:4], "little") % buckets
+
+
+_JSON_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,),
+    "integer": (int,),
+    "number": (int, float),
+    "boolean": (bool,),
+    "object": (dict,),
+    "array": (list,),
+    "null": (type(None),),
+}
+
+
+def args_match_schema(args: Any, schema: Mapping[str, Any] | None) -> bool:
+    """Whether tool-call arguments fit a tool's JSON schema (the subset tools use).
+
+    Checks the type (``bool`` is not a number), ``required`` keys, ``enum``, the properties'
+    schemas, ``items`` and ``additionalProperties: false``, recursively; other keywords are not
+    checked. An empty or missing schema accepts any object.
+    """
+    if not schema:
+        return isinstance(args, dict)
+    kind = schema.get("type")
+    kinds = kind if isinstance(kind, list) else [kind] if kind else []
+    if kinds:
+        ok = False
+        for k in kinds:
+            types = _JSON_TYPES.get(str(k), (object,))
+            if isinstance(args, bool) and bool not in types:
+                continue
+            if isinstance(args, types):
+                ok = True
+                break
+        if not ok:
+            return False
+    if "enum" in schema and args not in schema["enum"]:
+        return False
+    if isinstance(args, dict):
+        props = schema.get("properties") or {}
+        if any(k not in args for k in schema.get("required") or []):
+            return False
+        if schema.get("additionalProperties") is False and any(k not in props for k in args):
+            return False
+        return all(args_match_schema(v, props[k]) for k, v in args.items() if k in props)
+    if isinstance(args, list) and isinstance(schema.get("items"), Mapping):
+        return all(args_match_schema(v, schema["items"]) for v in args)
+    return True
+
+
 @dataclass(frozen=True)
 class FeatureSpec:
     """Which features the router sees; stored with the model.
@@ -110,6 +180,9 @@ class FeatureSpec:
         edge_history: Include `EDGE_HISTORY_FEATURES` (needs ``edge``): whether the proposal
             repeats an action already taken in the episode, or undoes the last one.
         max_chars: Texts are whitespace-normalised and clipped to this many characters.
+        tools: Include the tool-calling features (`TOOL_FEATURES` and ``tool_hash_dim`` hashed
+            tool names; with ``edge``, `EDGE_TOOL_FEATURES` and the proposed tool's bucket).
+        tool_hash_dim: Buckets of the hashed tool names.
     """
 
     text_fields: tuple[str, ...] = ("task", "observation", "last_action")
@@ -120,6 +193,8 @@ class FeatureSpec:
     edge: bool = False
     edge_history: bool = False
     max_chars: int = 1000
+    tools: bool = False
+    tool_hash_dim: int = 8
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "text_fields", tuple(self.text_fields))
@@ -145,6 +220,8 @@ class FeatureSpec:
             raise ValueError(f"history_k must be >= 0, got {self.history_k!r}")
         if self.max_chars < 1:
             raise ValueError(f"max_chars must be >= 1, got {self.max_chars!r}")
+        if self.tool_hash_dim < 1:
+            raise ValueError(f"tool_hash_dim must be >= 1, got {self.tool_hash_dim!r}")
         if self.edge_history and not self.edge:
             raise ValueError("edge_history=True needs edge=True (the edge proposal features)")
         if not self.names():
@@ -166,6 +243,12 @@ class FeatureSpec:
             names += list(EDGE_FEATURES)
         if self.edge_history:
             names += list(EDGE_HISTORY_FEATURES)
+        if self.tools:
+            names += list(TOOL_FEATURES)
+            names += [f"tool_name:{i}" for i in range(self.tool_hash_dim)]
+            if self.edge:
+                names += list(EDGE_TOOL_FEATURES)
+                names += [f"edge_tool:{i}" for i in range(self.tool_hash_dim)]
         return names
 
     @property
@@ -294,6 +377,34 @@ class HeraFeaturizer:
             1.0 if undoes(ri.last_action, ri.edge_action) else 0.0,
         ]
 
+    def _tools(self, ri: RouteInput) -> list[float]:
+        extra = ri.extra or {}
+        k = self.spec.tool_hash_dim
+        offered = extra.get("tools_offered")
+        names = [0.0] * k
+        for name in offered or []:
+            names[hash_bucket(str(name), k)] = 1.0
+        row = [
+            math.log1p(len(offered or [])),
+            1.0 if offered is None else 0.0,
+            1.0 if extra.get("last_tool_result") else 0.0,
+            1.0 if extra.get("last_tool_error") else 0.0,
+            math.log1p(max(float(extra.get("tool_errors_in_run", 0) or 0), 0.0)),
+            *names,
+        ]
+        if self.spec.edge:
+            tool = extra.get("edge_tool")
+            proposed = [0.0] * k
+            if tool:
+                proposed[hash_bucket(str(tool), k)] = 1.0
+            row += [
+                1.0 if tool else 0.0,
+                1.0 if tool and offered is not None and tool in offered else 0.0,
+                1.0 if extra.get("edge_args_valid") else 0.0,
+                *proposed,
+            ]
+        return row
+
     def transform(self, states: Sequence[RouteInput]) -> np.ndarray:
         """Feature matrix of ``states``, shape ``(len(states), dim)`` (float64)."""
         blocks: list[np.ndarray] = []
@@ -309,6 +420,8 @@ class HeraFeaturizer:
                 row += self._edge(ri)
             if self.spec.edge_history:
                 row += self._edge_history(ri)
+            if self.spec.tools:
+                row += self._tools(ri)
         if rows and rows[0]:
             blocks.append(np.asarray(rows, dtype=np.float64))
         if not blocks or not states:

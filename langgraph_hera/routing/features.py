@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 
+from langgraph_hera.policies.features import args_match_schema
 from langgraph_hera.state import RouteInput
 
 
@@ -54,8 +55,85 @@ def current_run(messages: Sequence[BaseMessage]) -> tuple[int, str | None]:
     return 0, None
 
 
+def tool_schemas(tools: Sequence[Any] | None) -> dict[str, dict[str, Any]]:
+    """Name -> JSON schema of the parameters of each tool (OpenAI-format dicts, LangChain tools,
+    functions or pydantic models; what ``bind_tools`` takes)."""
+    from langchain_core.utils.function_calling import convert_to_openai_tool
+
+    out: dict[str, dict[str, Any]] = {}
+    for tool in tools or []:
+        try:
+            fn = convert_to_openai_tool(tool).get("function") or {}
+        except (TypeError, ValueError, KeyError):  # a provider's built-in tool: no schema
+            continue
+        if fn.get("name"):
+            out[str(fn["name"])] = dict(fn.get("parameters") or {})
+    return out
+
+
+def is_tool_error(message: BaseMessage) -> bool:
+    """A tool result that reports a failure: ``status="error"``, or text starting with "error"."""
+    if not isinstance(message, ToolMessage):
+        return False
+    return message.status == "error" or str(message.text).strip().lower().startswith("error")
+
+
+def tool_context(
+    messages: Sequence[BaseMessage], tools: Sequence[Any] | None = None
+) -> dict[str, Any]:
+    """The `RouteInput.extra` keys of a tool-calling step (read by ``FeatureSpec(tools=True)``).
+
+    Keys: ``tools_offered`` (the offered tools' names, sorted; ``None`` when ``tools`` is not
+    known), ``last_tool_result`` (the last message is a tool result), ``last_tool_error`` (and
+    it reports an error, `is_tool_error`), ``tool_errors_in_run`` (error results in this run).
+    """
+    start, _ = current_run(messages)
+    run = list(messages[start:])
+    last = run[-1] if run else None
+    return {
+        "tools_offered": sorted(tool_schemas(tools)) if tools is not None else None,
+        "last_tool_result": isinstance(last, ToolMessage),
+        "last_tool_error": last is not None and is_tool_error(last),
+        "tool_errors_in_run": sum(is_tool_error(m) for m in run),
+    }
+
+
+def edge_tool_context(
+    route_input: RouteInput, reply: BaseMessage, tools: Sequence[Any] | None = None
+) -> RouteInput:
+    """Put the edge's proposed reply into ``route_input`` (edge-first routing of tool agents).
+
+    Sets ``edge_action`` (the reply's text, tool calls as ``name(args)``), ``edge_logprob``
+    (when the server returned token logprobs) and the extra keys ``edge_tool`` (the first
+    proposed tool, ``""`` for a text answer), ``edge_args_valid`` (every proposed call parses
+    and fits its tool's schema) and ``edge_action_valid`` (the same, or a text answer).
+    """
+    from langgraph_hera.routing.decoding import reply_logprob
+
+    schemas = tool_schemas(tools)
+    calls = list(reply.tool_calls) if isinstance(reply, AIMessage) else []
+    bad = list(getattr(reply, "invalid_tool_calls", None) or [])
+    valid = not bad and all(
+        (not schemas or c["name"] in schemas)
+        and args_match_schema(c["args"], schemas.get(c["name"]))
+        for c in calls
+    )
+    route_input.edge_action = message_text(reply)
+    route_input.edge_logprob = reply_logprob(reply)
+    first = calls[0]["name"] if calls else (bad[0].get("name") or "" if bad else "")
+    route_input.extra.update(
+        edge_tool=str(first or ""),
+        edge_args_valid=bool(calls) and valid,
+        edge_action_valid=valid,
+    )
+    return route_input
+
+
 def route_input_from_messages(
-    messages: Sequence[BaseMessage], *, history: Sequence[str] = ()
+    messages: Sequence[BaseMessage],
+    *,
+    history: Sequence[str] = (),
+    tools: Sequence[Any] | None = None,
 ) -> RouteInput:
     """Features of a chat, scoped to the current run (turn).
 
@@ -66,6 +144,7 @@ def route_input_from_messages(
     Args:
         messages: The thread's messages, oldest first.
         history: Targets of this run's previous steps (oldest first).
+        tools: The tools offered to the model at this step, when known (`tool_context`).
     """
     start, _ = current_run(messages)
     run = list(messages[start:])
@@ -83,6 +162,7 @@ def route_input_from_messages(
             "observation_repeats": _repeats(other_texts),
             "n_messages": len(run),
             "n_thread_messages": len(messages),
+            **tool_context(messages, tools),
         },
     )
 

@@ -195,7 +195,7 @@ class HeraRoutingMiddleware(AgentMiddleware[HeraRoutingState]):
         thread = _thread_id(request)
         outcome = decide_step(
             self.policy,
-            route_input_from_messages(messages, history=history),
+            route_input_from_messages(messages, history=history, tools=request.tools),
             entries=entries,
             caps=caps,
             turn=turn,

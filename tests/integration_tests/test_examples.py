@@ -21,6 +21,7 @@ EXPECTED = {
     "supervised_agents.py": (["--max-steps", "6", "--verify-every", "2"], "--- EVA (T_v=2) ---"),
     "read_decisions_in_langsmith.py": ([], "decisions read back"),
     "langchain_model_router.py": ([], "requests routed: {'edge': 1, 'cloud': 1}"),
+    "train_router_on_your_agent.py": ([], "offline report:"),
 }
 
 
