@@ -10,6 +10,10 @@ Example:
     ...     graph.invoke(...)
     ...     rec.flush()
     >>> [r["extra"]["metadata"]["hera_target"] for r in rec.runs("route_decision")]
+
+The environment route reaches only the first recorder of a process (LangChain caches the
+LangSmith client it builds from the environment). For several recorders, pass a tracer bound
+to this one: ``graph.invoke(..., config={"callbacks": [rec.tracer()]})``, then ``rec.flush()``.
 """
 
 from __future__ import annotations
@@ -97,6 +101,7 @@ class TraceRecorder:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self._thread: threading.Thread | None = None
+        self._tracers: list[Any] = []
 
     @property
     def endpoint(self) -> str:
@@ -144,11 +149,24 @@ class TraceRecorder:
                 else:
                     os.environ[k] = v
 
-    @staticmethod
-    def flush() -> None:
-        """Wait until the LangSmith client has sent everything."""
+    def tracer(self, project: str = "hera-local") -> Any:
+        """A `LangChainTracer` whose real LangSmith client sends to this recorder (pass it in
+        ``config={"callbacks": [...]}``; `flush` waits for it)."""
+        from langchain_core.tracers import LangChainTracer
+        from langsmith import Client
+
+        client = Client(api_url=self.endpoint, api_key="local-recorder")
+        tracer = LangChainTracer(client=client, project_name=project)
+        self._tracers.append(tracer)
+        return tracer
+
+    def flush(self) -> None:
+        """Wait until the LangSmith clients (the environment's and `tracer`'s) sent everything."""
         from langchain_core.tracers.langchain import wait_for_all_tracers
 
+        for tracer in self._tracers:
+            tracer.wait_for_futures()
+            tracer.client.flush()
         wait_for_all_tracers()
 
     # ------------------------------------------------------------------ storage

@@ -51,7 +51,7 @@ from langgraph_hera.routing.routed import model_name_of
 from langgraph_hera.routing.wire import to_wire, unusable_reply
 from langgraph_hera.secrets import error_text, get_logger
 from langgraph_hera.state import BUDGET_SCOPES, Decision, LedgerEntry, Target
-from langgraph_hera.tracing import decision_config, trace_decision
+from langgraph_hera.tracing import decision_config, trace_cost, trace_decision
 
 logger = get_logger(__name__)
 
@@ -404,6 +404,7 @@ class _RoutedCall:
     def done(self, response: ModelResponse[Any]) -> ExtendedModelResponse[Any]:
         reply = _reply(response)
         self.records.append(self._entry(self.target, reply, None))
+        trace_cost(self.records, [*self.entries, *self.records], var_child_runnable_config.get())
         if reply is not None:
             reply.response_metadata = {
                 **reply.response_metadata,

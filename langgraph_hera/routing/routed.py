@@ -159,7 +159,11 @@ class _Call:
         return self.decision["target"]
 
     def config(self) -> RunnableConfig:
-        return {"callbacks": self.callbacks, "metadata": decision_metadata(self.decision)}
+        return {
+            "callbacks": self.callbacks,
+            "metadata": decision_metadata(self.decision),
+            "tags": [f"hera:{self.target}"],
+        }
 
     def record(self, target: Target, reply: BaseMessage | None, error: str | None) -> None:
         entry = entry_from_message(
