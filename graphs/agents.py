@@ -11,16 +11,21 @@ Configuration through environment variables (nothing connects at import):
 - ``HERA_POLICY``: a registered policy name (default ``threshold``).
 - ``HERA_VERIFY_EVERY``: the supervised agents' verification interval T_v (default 4).
 
-Run ``cd graphs && langgraph dev`` (graph paths are resolved from the working directory).
+Graphs: ``hera_agent`` (router node), ``hera_middleware_agent`` (``create_agent`` with
+`HeraRoutingMiddleware`; caps from the run's ``context``), ``hera_text_agent``, the supervised
+ones. Run ``cd graphs && langgraph dev`` (graph paths are resolved from the working directory).
 """
 
 from __future__ import annotations
 
 import os
 
+from langchain.agents import create_agent
 from langchain_core.tools import tool
 
 from langgraph_hera import (
+    HeraContext,
+    HeraRoutingMiddleware,
     create_hera_agent,
     create_supervised_agent,
     create_supervised_text_agent,
@@ -81,6 +86,18 @@ hera_agent = create_hera_agent(
     tools=[calculator],
     policy=get_policy(POLICY),
     name="hera_agent",
+)
+
+#: `create_agent` with `HeraRoutingMiddleware`: the route log, ledger and caps (run context:
+#: ``{"max_cloud_calls": 2, "budget_scope": "thread"}``) live in each thread's checkpoint.
+_mw_edge = edge_chat_model(EDGE_URL, EDGE_MODEL, max_tokens=256)
+_mw_cloud = _cloud(text_agent=False)
+hera_middleware_agent = create_agent(
+    _mw_cloud,
+    tools=[calculator],
+    context_schema=HeraContext,
+    middleware=[HeraRoutingMiddleware(edge=_mw_edge, cloud=_mw_cloud, policy=get_policy(POLICY))],
+    name="hera_middleware_agent",
 )
 
 hera_text_agent = create_text_agent(

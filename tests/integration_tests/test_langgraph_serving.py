@@ -1,5 +1,6 @@
-"""Serving many users: `langgraph dev` serves the routed tool agent (graphs/agents.py) over HTTP;
-concurrent threads, several turns each, keep their own route log, ledger and caps.
+"""Serving many users: `langgraph dev` serves the routed tool agents (graphs/agents.py) over HTTP
+-- the router-node graph and `create_agent` with `HeraRoutingMiddleware` --; concurrent threads,
+several turns each, keep their own route log, ledger and caps.
 
 The edge and the cloud are one local fake OpenAI-compatible server (tests/fake_openai.py) told
 apart by the model name: no model, no GPU, no network.
@@ -63,12 +64,15 @@ def _user_text(message: dict[str, Any]) -> str:
     return str(content)
 
 
-def test_concurrent_threads_keep_their_own_route_log_ledger_and_caps(tmp_path: Path) -> None:
+@pytest.mark.parametrize("assistant", ["hera_agent", "hera_middleware_agent"])
+def test_concurrent_threads_keep_their_own_route_log_ledger_and_caps(
+    tmp_path: Path, assistant: str
+) -> None:
     fake = FakeOpenAI(script=_reply)
     # A config outside the repo: `langgraph dev` keeps its state beside it (.langgraph_api).
     config = {
         "dependencies": [str(ROOT)],
-        "graphs": {"hera_agent": f"{ROOT / 'graphs' / 'agents.py'}:hera_agent"},
+        "graphs": {assistant: f"{ROOT / 'graphs' / 'agents.py'}:{assistant}"},
     }
     (tmp_path / "langgraph.json").write_text(json.dumps(config))
     env = {
@@ -93,7 +97,7 @@ def test_concurrent_threads_keep_their_own_route_log_ledger_and_caps(tmp_path: P
                 out = post(
                     f"{base}/threads/{thread_id}/runs/wait",
                     {
-                        "assistant_id": "hera_agent",
+                        "assistant_id": assistant,
                         "input": {"messages": [message]},
                         "context": context,
                     },
@@ -145,4 +149,4 @@ def test_concurrent_threads_keep_their_own_route_log_ledger_and_caps(tmp_path: P
         by_session.setdefault(headers.get("x-session-id", "<none>"), set()).add(who)
     assert by_session == {threads[w]: {w} for w in CAPS if CAPS[w] is not None}  # no edge else
     assert not any(h.get("x-session-id") for _, b, h in fake.requests if b["model"] == CLOUD)
-    print(f"{len(CAPS)} threads x {TURNS} turns served in {elapsed:.1f} s")
+    print(f"{assistant}: {len(CAPS)} threads x {TURNS} turns served in {elapsed:.1f} s")
