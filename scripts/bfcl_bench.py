@@ -185,6 +185,7 @@ def run_task(
     cloud_url: tuple[BaseChatModel, str] | None,
     price: str,
     calibrate_from: str | None = None,
+    record: str | None = None,
 ) -> dict[str, Any]:
     """Play one task under one policy and score it."""
     cloud: BaseChatModel = (
@@ -204,8 +205,13 @@ def run_task(
         agent = create_agent(cloud, tools, middleware=[mw], checkpointer=InMemorySaver(),
                              name="bfcl_agent")  # fmt: skip
     t0 = time.perf_counter()
-    messages, forced, values = play(task, agent, f"{policy_spec}|{task.id}")
+    thread = f"{policy_spec}|{task.id}"
+    messages, forced, values = play(task, agent, thread)
     wall = time.perf_counter() - t0
+    if record:  # trace records for `hera train --traces` (langgraph_hera.training.traces)
+        from langgraph_hera.training.traces import TraceStore, steps_from_state
+
+        TraceStore(record).add(steps_from_state(values, tools=tools, thread_id=thread))
     score = score_task(task, decoded_turns(messages), forced_quit=forced)
     ais = [m for m in messages if isinstance(m, AIMessage)]
     if policy is None:
@@ -302,6 +308,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default="runs/bfcl/dev")
     ap.add_argument("--report", action="store_true")
     ap.add_argument("--calibrate-from", default=None, help="JSONL whose step scores calibrate")
+    ap.add_argument(
+        "--record", default=None, help="also add each thread's steps to this TraceStore"
+    )
+    ap.add_argument(
+        "--replay-traces",
+        default=None,
+        help="instead of playing: ask the --edge model at every cloud step of this TraceStore",
+    )
     args = ap.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -310,6 +324,14 @@ def main(argv: list[str] | None = None) -> int:
     else:
         ids = split_ids(args.split, sizes="full" if args.sizes == "full" else None)
     ids = ids[: args.limit] if args.limit else ids
+    if args.replay_traces:
+        from langgraph_hera.training.traces import replay_traces
+
+        if not args.edge:
+            raise SystemExit("--replay-traces needs --edge")
+        edge_model = served(args.edge, max_tokens=args.max_tokens, text_calls=False)[0]
+        sys.stderr.write(f"{replay_traces(args.replay_traces, edge_model, concurrency=1)}\n")
+        return 0
     tc = args.text_tool_calls
     edge = served(args.edge, max_tokens=args.max_tokens, text_calls=tc)[0] if args.edge else None
     cloud_url = (
@@ -329,7 +351,14 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             kind = "expert" if args.cloud == "expert" else "url"
             row = run_task(
-                get_task(tid), spec, edge, kind, cloud_url, args.price, args.calibrate_from
+                get_task(tid),
+                spec,
+                edge,
+                kind,
+                cloud_url,
+                args.price,
+                args.calibrate_from,
+                args.record,
             )
             with open(path, "a") as fh:
                 fh.write(json.dumps(row) + "\n")
