@@ -122,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="record trajectories (JSONL + Parquet); --also-edge adds the edge's action everywhere",
     )
     episode_args(record, fold="train")
-    record.set_defaults(policy="always-cloud")
+    record.set_defaults(policy="always-cloud", no_baseline=True)  # recording: no saving line
     record.add_argument(
         "--also-edge",
         action="store_true",

@@ -43,7 +43,7 @@ from langgraph_hera.routing.routed import model_name_of
 from langgraph_hera.routing.wire import merge_chunks, streamed, to_wire, unusable_reply
 from langgraph_hera.secrets import error_text, get_logger
 from langgraph_hera.state import LedgerEntry, Target
-from langgraph_hera.tracing import decision_config
+from langgraph_hera.tracing import decision_config, trace_cost
 
 logger = get_logger(__name__)
 
@@ -227,7 +227,11 @@ def create_model_node(
         return [SystemMessage(system_prompt), *msgs] if system_prompt else msgs
 
     def _done(
-        state: dict[str, Any], reply: BaseMessage, t0: float, prompt: list[BaseMessage]
+        state: dict[str, Any],
+        reply: BaseMessage,
+        t0: float,
+        prompt: list[BaseMessage],
+        config: RunnableConfig | None = None,
     ) -> Command:
         problem = unusable_reply(reply)
         if problem is not None:
@@ -238,13 +242,12 @@ def create_model_node(
             reply = message_chunk_to_message(reply)
         step = int(state.get("step", 0))
         calls_tools = isinstance(reply, AIMessage) and bool(reply.tool_calls)
+        entry = call.entry(reply, step, t0, state=state, prompt=prompt)
+        # The call's cost and the thread's totals per side, as a `hera_cost` run in the trace.
+        trace_cost([entry], [*(state.get("ledger") or []), entry], config)
         return Command(
             goto=tools_node if (calls_tools and tools_node) else END,
-            update={
-                "messages": [reply],
-                "ledger": [call.entry(reply, step, t0, state=state, prompt=prompt)],
-                "step": step + 1,
-            },
+            update={"messages": [reply], "ledger": [entry], "step": step + 1},
         )
 
     def run(state: dict[str, Any], config: RunnableConfig) -> Any:
@@ -256,7 +259,7 @@ def create_model_node(
             reply = call.invoke(model, prompt, cfg, step, notes)
         except Exception as exc:
             return _noted(call.failure(state, exc, t0, prompt=prompt), notes)
-        return _noted(_done(state, reply, t0, prompt), notes)
+        return _noted(_done(state, reply, t0, prompt, config), notes)
 
     async def arun(state: dict[str, Any], config: RunnableConfig) -> Any:
         notes: list[str] = []
@@ -267,7 +270,7 @@ def create_model_node(
             reply = await call.ainvoke(model, prompt, cfg, step, notes)
         except Exception as exc:
             return _noted(call.failure(state, exc, t0, prompt=prompt), notes)
-        return _noted(_done(state, reply, t0, prompt), notes)
+        return _noted(_done(state, reply, t0, prompt, config), notes)
 
     return RunnableLambda(run, afunc=arun, name=target)
 

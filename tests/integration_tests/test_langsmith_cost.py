@@ -214,11 +214,6 @@ def test_the_trace_shows_the_threads_cost_per_side(traced) -> None:
     assert totals["energy_j_edge"] == pytest.approx(CostLedger(ledger).energy_j)
     assert totals["usd_cloud"] > 0 and totals["energy_j_edge"] > 0
     costs = rec.runs("hera_cost")
-    if kind == "hera_agent":
-        # The prebuilt graph's nodes do not emit hera_cost runs (yet): its root run's outputs
-        # carry the thread's ledger, from which the per-side totals are computed.
-        assert not costs
-        return
     assert len(costs) == len(ledger) == 4
     for run in costs:
         meta = run["extra"]["metadata"]
