@@ -211,62 +211,40 @@ class HeraRoutingMiddleware(AgentMiddleware[HeraRoutingState]):
         request: ModelRequest[Any],
         handler: Callable[[ModelRequest[Any]], ModelResponse[Any]],
     ) -> ExtendedModelResponse[Any]:
-        """Route one model call (sync)."""
-        call = self._begin(request)
-        try:
-            if call.halted:
-                return call.stop()
-            if call.target == "edge":
+        """Route one model call (sync); see `awrap_model_call` for the shared steps."""
+        with self._begin(request) as call:
+            for side in call.sides():
                 try:
                     with call.traced():
-                        response = handler(call.request_for("edge"))
-                    problem = call.check(response)
-                    if problem is None:
-                        return call.done(response)
-                    call.edge_failed(problem, _reply(response))
-                except CloudBudgetExceeded as blocked:
-                    return call.stop(blocked.reason)
-                except Exception as exc:  # the edge fails over to the cloud
-                    try:
-                        call.edge_failed(error_text(exc), None)
-                    except CloudBudgetExceeded as blocked:
-                        return call.stop(blocked.reason)
-            with call.traced():
-                response = handler(call.request_for("cloud"))
-            return call.done(response)
-        finally:
-            call.release()
+                        response = handler(call.request_for(side))
+                except Exception as exc:
+                    result = call.failed(exc)
+                else:
+                    result = call.accept(response)
+                if result is not None:
+                    return result
+        return call.stop()  # no side may run: a cap is reached and the edge is down
 
     async def awrap_model_call(
         self,
         request: ModelRequest[Any],
         handler: Callable[[ModelRequest[Any]], Awaitable[ModelResponse[Any]]],
     ) -> ExtendedModelResponse[Any]:
-        """Route one model call (async)."""
-        call = self._begin(request)
-        try:
-            if call.halted:
-                return call.stop()
-            if call.target == "edge":
+        """Route one model call (async): try the decided side, then the cloud if the edge
+        failed or answered unusably; each outcome (an answer, or a clean stop) comes from
+        `_RoutedCall`."""
+        with self._begin(request) as call:
+            for side in call.sides():
                 try:
                     with call.traced():
-                        response = await handler(call.request_for("edge"))
-                    problem = call.check(response)
-                    if problem is None:
-                        return call.done(response)
-                    call.edge_failed(problem, _reply(response))
-                except CloudBudgetExceeded as blocked:
-                    return call.stop(blocked.reason)
-                except Exception as exc:  # the edge fails over to the cloud
-                    try:
-                        call.edge_failed(error_text(exc), None)
-                    except CloudBudgetExceeded as blocked:
-                        return call.stop(blocked.reason)
-            with call.traced():
-                response = await handler(call.request_for("cloud"))
-            return call.done(response)
-        finally:
-            call.release()
+                        response = await handler(call.request_for(side))
+                except Exception as exc:
+                    result = call.failed(exc)
+                else:
+                    result = call.accept(response)
+                if result is not None:
+                    return result
+        return call.stop()  # no side may run: a cap is reached and the edge is down
 
 
 def _reply(response: ModelResponse[Any]) -> AIMessage | None:
@@ -352,9 +330,6 @@ class _RoutedCall:
         finally:
             var_child_runnable_config.reset(token)
 
-    def check(self, response: ModelResponse[Any]) -> str | None:
-        return unusable_reply(_reply(response))
-
     def _entry(self, target: Target, reply: BaseMessage | None, error: str | None) -> LedgerEntry:
         entry = entry_from_message(
             reply,
@@ -426,5 +401,39 @@ class _RoutedCall:
             model_response=ModelResponse(result=[message]), command=self._update(hera_halt=why)
         )
 
-    def release(self) -> None:
+    def sides(self) -> Iterator[Target]:
+        """The sides to try: none when the run must stop, else the decided one, then the cloud
+        after an edge failure. Each side is tried once."""
+        tried: set[Target] = set()
+        while not self.halted and self.target not in tried:
+            tried.add(self.target)
+            yield self.target
+
+    def failed(self, exc: Exception) -> ExtendedModelResponse[Any] | None:
+        """An attempt raised: an edge error moves the call to the cloud (``None``: try it), or
+        stops the run when a cap forbids the cloud; a cloud error is raised."""
+        if self.target == "cloud":
+            raise exc
+        try:
+            self.edge_failed(error_text(exc), None)
+        except CloudBudgetExceeded as blocked:
+            return self.stop(blocked.reason)
+        return None
+
+    def accept(self, response: ModelResponse[Any]) -> ExtendedModelResponse[Any] | None:
+        """The answer with its state update; ``None`` when an unusable edge reply moved the
+        call to the cloud; a stop when a cap forbids the cloud."""
+        problem = unusable_reply(_reply(response)) if self.target == "edge" else None
+        if problem is None:
+            return self.done(response)
+        try:
+            self.edge_failed(problem, _reply(response))
+        except CloudBudgetExceeded as blocked:
+            return self.stop(blocked.reason)
+        return None
+
+    def __enter__(self) -> _RoutedCall:
+        return self
+
+    def __exit__(self, *_: object) -> None:
         self.mw._reservations.release(self.outcome.reservation)

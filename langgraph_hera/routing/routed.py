@@ -220,7 +220,34 @@ class _Call:
             "hera_ledger": [dict(e) for e in self.records],
         }
 
-    def release(self) -> None:
+    def sides(self) -> Iterator[Target]:
+        """The sides to try, in order: the decided one, then the cloud after an edge failure
+        (`failed` / `usable` move the call there). Ends after each side was tried once."""
+        tried: set[Target] = set()
+        while self.target not in tried:
+            tried.add(self.target)
+            yield self.target
+
+    def failed(self, exc: Exception) -> None:
+        """An attempt raised: an edge error moves the call to the cloud; a cloud error, or a cap
+        that forbids the cloud, is raised."""
+        if isinstance(exc, CloudBudgetExceeded) or self.target == "cloud":
+            raise exc
+        self.edge_failed(error_text(exc))
+
+    def usable(self, reply: BaseMessage | None) -> bool:
+        """True to keep ``reply``; an unusable edge reply moves the call to the cloud (the cloud's
+        reply is the last resort and is kept)."""
+        problem = unusable_reply(reply) if self.target == "edge" else None
+        if problem is None:
+            return True
+        self.edge_failed(problem, reply)
+        return False
+
+    def __enter__(self) -> _Call:
+        return self
+
+    def __exit__(self, *_: object) -> None:
         self.model._reservations.release(self.outcome.reservation)
 
 
@@ -362,6 +389,9 @@ class RoutedChatModel(BaseChatModel):
         # node and register it twice with the tracer ("No indexed run ID").
         return (model.bind(**kwargs) if kwargs else model).with_config(call.config())
 
+    # Every path: try the sides `_Call.sides` gives, keep the first usable reply. A failing
+    # edge (an error or an unusable reply) moves the call to the cloud; caps are reserved first.
+
     def _generate(
         self,
         messages: list[BaseMessage],
@@ -369,23 +399,16 @@ class RoutedChatModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        call = _Call(self, messages, run_manager, kwargs.get("tools"))
-        try:
-            if call.target == "edge":
+        with _Call(self, messages, run_manager, kwargs.get("tools")) as call:
+            for _ in call.sides():
                 try:
                     reply = self._model(call, kwargs).invoke(call.prompt, call.config(), stop=stop)
-                    problem = unusable_reply(reply)
-                    if problem is None:
-                        return ChatResult(generations=[ChatGeneration(message=call.message(reply))])
-                    call.edge_failed(problem, reply)
-                except CloudBudgetExceeded:
-                    raise
                 except Exception as exc:
-                    call.edge_failed(error_text(exc))
-            reply = self._model(call, kwargs).invoke(call.prompt, call.config(), stop=stop)
-            return ChatResult(generations=[ChatGeneration(message=call.message(reply))])
-        finally:
-            call.release()
+                    call.failed(exc)
+                    continue
+                if call.usable(reply):
+                    return ChatResult(generations=[ChatGeneration(message=call.message(reply))])
+        raise RuntimeError("unreachable: the cloud's reply is always kept")  # pragma: no cover
 
     async def _agenerate(
         self,
@@ -394,25 +417,17 @@ class RoutedChatModel(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        call = _Call(self, messages, run_manager, kwargs.get("tools"))
-        try:
-            if call.target == "edge":
+        with _Call(self, messages, run_manager, kwargs.get("tools")) as call:
+            for _ in call.sides():
                 try:
                     model = self._model(call, kwargs)
                     reply = await model.ainvoke(call.prompt, call.config(), stop=stop)
-                    problem = unusable_reply(reply)
-                    if problem is None:
-                        return ChatResult(generations=[ChatGeneration(message=call.message(reply))])
-                    call.edge_failed(problem, reply)
-                except CloudBudgetExceeded:
-                    raise
                 except Exception as exc:
-                    call.edge_failed(error_text(exc))
-            model = self._model(call, kwargs)
-            reply = await model.ainvoke(call.prompt, call.config(), stop=stop)
-            return ChatResult(generations=[ChatGeneration(message=call.message(reply))])
-        finally:
-            call.release()
+                    call.failed(exc)
+                    continue
+                if call.usable(reply):
+                    return ChatResult(generations=[ChatGeneration(message=call.message(reply))])
+        raise RuntimeError("unreachable: the cloud's reply is always kept")  # pragma: no cover
 
     def _stream(
         self,
@@ -421,33 +436,25 @@ class RoutedChatModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        call = _Call(self, messages, run_manager, kwargs.get("tools"))
-        try:
-            if call.target == "edge":
+        with _Call(self, messages, run_manager, kwargs.get("tools")) as call:
+            for side in call.sides():
+                live = side == "cloud"  # the edge's chunks are held until its reply is checked
+                chunks: list[AIMessageChunk] = []
                 try:
                     model = self._model(call, kwargs)
-                    chunks = [
-                        _as_chunk(c) for c in model.stream(call.prompt, call.config(), stop=stop)
-                    ]
-                    total = merge_chunks(chunks)
-                    problem = unusable_reply(total)
-                    if problem is None:
-                        yield from (ChatGenerationChunk(message=c) for c in chunks)
-                        yield self._final(call, total)
-                        return
-                    call.edge_failed(problem, total)
-                except CloudBudgetExceeded:
-                    raise
+                    for chunk in model.stream(call.prompt, call.config(), stop=stop):
+                        chunks.append(_as_chunk(chunk))
+                        if live:
+                            yield ChatGenerationChunk(message=chunks[-1])
                 except Exception as exc:
-                    call.edge_failed(error_text(exc))
-            chunks = []
-            model = self._model(call, kwargs)
-            for chunk in model.stream(call.prompt, call.config(), stop=stop):
-                chunks.append(_as_chunk(chunk))
-                yield ChatGenerationChunk(message=chunks[-1])
-            yield self._final(call, merge_chunks(chunks))
-        finally:
-            call.release()
+                    call.failed(exc)
+                    continue
+                total = merge_chunks(chunks)
+                if call.usable(total):
+                    if not live:
+                        yield from (ChatGenerationChunk(message=c) for c in chunks)
+                    yield self._final(call, total)
+                    return
 
     async def _astream(
         self,
@@ -456,35 +463,26 @@ class RoutedChatModel(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
-        call = _Call(self, messages, run_manager, kwargs.get("tools"))
-        try:
-            if call.target == "edge":
+        with _Call(self, messages, run_manager, kwargs.get("tools")) as call:
+            for side in call.sides():
+                live = side == "cloud"  # the edge's chunks are held until its reply is checked
+                chunks: list[AIMessageChunk] = []
                 try:
                     model = self._model(call, kwargs)
-                    chunks = [
-                        _as_chunk(c)
-                        async for c in model.astream(call.prompt, call.config(), stop=stop)
-                    ]
-                    total = merge_chunks(chunks)
-                    problem = unusable_reply(total)
-                    if problem is None:
+                    async for chunk in model.astream(call.prompt, call.config(), stop=stop):
+                        chunks.append(_as_chunk(chunk))
+                        if live:
+                            yield ChatGenerationChunk(message=chunks[-1])
+                except Exception as exc:
+                    call.failed(exc)
+                    continue
+                total = merge_chunks(chunks)
+                if call.usable(total):
+                    if not live:
                         for c in chunks:
                             yield ChatGenerationChunk(message=c)
-                        yield self._final(call, total)
-                        return
-                    call.edge_failed(problem, total)
-                except CloudBudgetExceeded:
-                    raise
-                except Exception as exc:
-                    call.edge_failed(error_text(exc))
-            chunks = []
-            model = self._model(call, kwargs)
-            async for chunk in model.astream(call.prompt, call.config(), stop=stop):
-                chunks.append(_as_chunk(chunk))
-                yield ChatGenerationChunk(message=chunks[-1])
-            yield self._final(call, merge_chunks(chunks))
-        finally:
-            call.release()
+                    yield self._final(call, total)
+                    return
 
     @staticmethod
     def _final(call: _Call, total: AIMessageChunk | None) -> ChatGenerationChunk:
