@@ -59,7 +59,7 @@ $H record --suite twc --fold dev --episodes 20 --also-edge --concurrency 4 --max
 if [ ! -f "$OUT/hera-twc.npz" ]; then
   $H train --data "$OUT/record-twc-train" --dev-data "$OUT/record-twc-dev" \
     --target-cloud-share 0.4 --rounds "$ROUNDS" --episodes 40 --offset 200 --repeats 1 \
-    --explore 0.1 --concurrency 4 --max-steps 30 --edge-id "$MODEL" \
+    --explore 0.1 --concurrency 4 --max-steps 30 --edge-id "$MODEL" --objective steps \
     "${EDGE[@]}" --out "$OUT/hera-twc.npz"
 fi
 

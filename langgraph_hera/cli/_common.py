@@ -11,6 +11,25 @@ from pathlib import Path
 from typing import Any
 
 STAND_IN = "expert stand-in (not a cloud model)"
+#: ``--cloud`` values: ``auto`` (local-llm with --cloud-url / --cloud-model-path, openai with
+#: --cloud-model and OPENAI_API_KEY, else expert), ``expert`` (the game's planner as a chat model),
+#: ``openai`` (a real cloud model), ``local-llm`` (a local LLM standing in for a cloud model).
+CLOUD_KINDS = ("auto", "expert", "openai", "local-llm")
+#: The list price a local LLM stand-in is charged at by default (`accounting.pricing.LIST_PRICES`).
+DEFAULT_LOCAL_LLM_PRICE = "gpt-4o-mini"
+
+
+def local_llm_label(name: str) -> str:
+    """What a local LLM cloud stand-in is called in every output, from its served name or file:
+    ``"local LLM stand-in for a cloud model (Qwen2.5-Coder-1.5B)"``."""
+    import re
+
+    stem = Path(name).name.lower().removesuffix(".gguf")
+    m = re.search(r"qwen2\.5-coder-(\d+(?:\.\d+)?)b", stem)
+    pretty = f"Qwen2.5-Coder-{m.group(1)}B" if m else Path(name).name
+    return f"local LLM stand-in for a cloud model ({pretty})"
+
+
 ADAPTER_HELP = (
     "LoRA adapter dir from `hera adapt`; auto (default): the adapter shipped for the embedded "
     "model; none: the raw model"
@@ -61,6 +80,9 @@ def _check_run_args(args: argparse.Namespace) -> str | None:
         return f"--epsilon must be in [0, 1], got {args.epsilon}"
     if args.edge_url and not args.edge_model:
         return "--edge-model is required with --edge-url (the served model name)"
+    problem = _check_cloud_args(args)
+    if problem:
+        return problem
     try:
         _game_params(args)
     except ValueError as exc:
@@ -110,22 +132,171 @@ class _NoEdge:
     invoke = ainvoke = bind = _fail
 
 
+def cloud_kind(args: argparse.Namespace) -> str:
+    """The cloud a run plays with: ``expert``, ``openai`` or ``local-llm`` (see `CLOUD_KINDS`)."""
+    kind = getattr(args, "cloud", "auto") or "auto"
+    if kind != "auto":
+        return str(kind)
+    if getattr(args, "cloud_url", None) or getattr(args, "cloud_model_path", None):
+        return "local-llm"
+    if getattr(args, "cloud_model", None) and os.environ.get("OPENAI_API_KEY"):
+        return "openai"
+    return "expert"
+
+
+def _check_cloud_args(args: argparse.Namespace) -> str | None:
+    """The first problem with the ``--cloud*`` arguments, or ``None``."""
+    from langgraph_hera.accounting.pricing import LIST_PRICES
+
+    kind = cloud_kind(args)
+    url, path = getattr(args, "cloud_url", None), getattr(args, "cloud_model_path", None)
+    if kind == "local-llm":
+        if bool(url) == bool(path):
+            return (
+                "--cloud local-llm needs one of --cloud-url URL (with --cloud-model NAME, a "
+                "running OpenAI-compatible server) and --cloud-model-path FILE.gguf|DIR"
+            )
+        if url and not args.cloud_model:
+            return "--cloud-model is required with --cloud-url (the served model name)"
+        if path and not Path(path).exists():
+            return f"--cloud-model-path: no such file or directory: {path}"
+    elif url or path:
+        return f"--cloud-url / --cloud-model-path need --cloud local-llm (got --cloud {kind})"
+    if kind == "openai" and not args.cloud_model:
+        return "--cloud openai needs --cloud-model NAME (and OPENAI_API_KEY)"
+    price = getattr(args, "cloud_price_as", None)
+    if price and price.lower() not in LIST_PRICES:
+        return f"--cloud-price-as {price!r} is not a listed price; listed: {', '.join(LIST_PRICES)}"
+    return None
+
+
 class _Models:
-    """The edge (a given URL, or an EdgeServer started here) and the cloud factory."""
+    """The edge (a given URL, or an EdgeServer started here) and the cloud: the expert
+    stand-in, a real cloud model, or a local LLM standing in for a cloud model (a given URL, or
+    an EdgeServer started here for it), with its label, prices and prompt layout."""
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.server: Any = None
         self.edge: Any = None
         self.cache: Any = None
-        self.stand_in = not (args.cloud_model and os.environ.get("OPENAI_API_KEY"))
-        self.cloud_label = STAND_IN if self.stand_in else args.cloud_model
+        self.kind = cloud_kind(args)
+        self.stand_in = self.kind == "expert"  # the expert stand-in: costs no model time
+        self.cloud_server: Any = None
+        self.cloud_chat: Any = None  # the chat model of an LLM cloud, shared by every episode
+        self.cloud_name: str | None = None  # its served name (local-llm)
+        if self.kind == "local-llm":
+            source = args.cloud_model or args.cloud_model_path or args.cloud_url
+            self.cloud_name = args.cloud_model
+            self.model_label = getattr(args, "cloud_label", None) or local_llm_label(source)
+            self.cloud_label = f"{self.model_label}, priced at the {self.price_note}"
+        elif self.kind == "openai":
+            self.model_label = self.cloud_label = args.cloud_model
+        else:
+            self.model_label, self.cloud_label = "expert stand-in", STAND_IN
         self.shape: Any = None  # the served model's size and KV shape, when known
 
-    def start(self, *, need_edge: bool = True) -> None:
+    @property
+    def price_as(self) -> str:
+        """The listed model whose price the cloud is charged at (local-llm)."""
+        return str(getattr(self.args, "cloud_price_as", None) or DEFAULT_LOCAL_LLM_PRICE).lower()
+
+    @property
+    def price_note(self) -> str | None:
+        """How the cloud is priced, for tables and reports: the stated list price."""
+        from langgraph_hera.accounting.pricing import LIST_PRICES
+
+        if self.kind != "local-llm":
+            return None
+        p = LIST_PRICES[self.price_as]
+        per_m = f"{p.input:g} / {p.output:g} USD per 1M input / output tokens"
+        return f"{self.price_as} list price ({per_m})"
+
+    @property
+    def pricing(self) -> Any:
+        """`Pricing` of the run: the shipped list prices, plus the local LLM's served name
+        charged at ``--cloud-price-as``; ``None`` (the default prices) for the other clouds."""
+        from langgraph_hera.accounting.pricing import LIST_PRICES, Pricing
+
+        if self.kind != "local-llm" or not self.cloud_name:
+            return None
+        return Pricing(prices={**LIST_PRICES, self.cloud_name.lower(): LIST_PRICES[self.price_as]})
+
+    @property
+    def run_label(self) -> str | None:
+        """What the results call the cloud (``EpisodeRunner.cloud_label``): the stand-ins'
+        labels; ``None`` for a real cloud model (named in the ledger)."""
+        if self.kind == "local-llm":
+            return self.model_label
+        return "expert stand-in" if self.stand_in else None
+
+    @property
+    def cloud_prompt_layout(self) -> str:
+        """``--cloud-prompt-layout``; ``auto``: ``episode`` for an LLM cloud, else the edge's."""
+        layout = getattr(self.args, "cloud_prompt_layout", "auto") or "auto"
+        if layout != "auto":
+            return str(layout)
+        if self.kind in ("local-llm", "openai"):
+            return "episode"
+        return str(getattr(self.args, "prompt_layout", "window") or "window")
+
+    def runner_kwargs(self) -> dict[str, Any]:
+        """`EpisodeRunner` / `BenchConfig` keywords every command passes the same way."""
+        return {
+            "pricing": self.pricing,
+            "prompt_layout": getattr(self.args, "prompt_layout", "window") or "window",
+            "cloud_prompt_layout": self.cloud_prompt_layout,
+            "cloud_label": self.run_label,
+        }
+
+    def _start_cloud(self) -> None:
+        """Start (``--cloud-model-path``) or connect to (``--cloud-url``) the local LLM."""
         from langgraph_hera.models import edge_chat_model
 
         args = self.args
+        if self.kind != "local-llm":
+            return
+        backend = None
+        if args.cloud_model_path:
+            from langgraph_hera.models import EdgeServer
+
+            print(f"starting the cloud stand-in ({self.model_label}) ...", file=sys.stderr)
+            self.cloud_server = EdgeServer(
+                args.cloud_model_path,
+                backend=args.backend,
+                served_model_name=args.cloud_model or None,
+                adapter=None,
+                max_model_len=getattr(args, "cloud_max_model_len", 4096),
+                startup_timeout=1800,
+            )
+            self.cloud_server.start()
+            url, self.cloud_name = self.cloud_server.base_url, self.cloud_server.model_name
+            backend = self.cloud_server.backend
+        else:
+            url = args.cloud_url
+        self.cloud_chat = edge_chat_model(
+            url,
+            str(self.cloud_name),
+            max_tokens=getattr(args, "cloud_max_tokens", 32),
+            timeout=getattr(args, "cloud_timeout", 600.0),
+            max_retries=2,
+            backend=backend,
+        )
+        print(f"cloud: {self.cloud_label} at {url} ({self.cloud_name})", file=sys.stderr)
+
+    def start(self, *, need_edge: bool = True) -> None:
+        """Start (or connect to) the models; whatever started is stopped again on a failure."""
+        try:
+            self._start(need_edge=need_edge)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self, *, need_edge: bool) -> None:
+        from langgraph_hera.models import edge_chat_model
+
+        args = self.args
+        self._start_cloud()
         if not need_edge:
             # Every step goes to the cloud and nobody asks the edge: no server to start.
             self.edge = _NoEdge()
@@ -175,6 +346,10 @@ class _Models:
     def stop(self) -> None:
         if self.server is not None:
             self.server.stop()
+            self.server = None
+        if self.cloud_server is not None:
+            self.cloud_server.stop()
+            self.cloud_server = None
         if self.cache is not None:
             s = self.cache.stats()
             print(
@@ -197,7 +372,9 @@ class _Models:
     def cloud_factory(self, env: Any) -> Any:
         from langgraph_hera.envs import ExpertChatModel
 
-        if not self.stand_in:
+        if self.cloud_chat is not None:
+            return self.cloud_chat
+        if self.kind == "openai":
             from langchain_openai import ChatOpenAI
 
             return ChatOpenAI(model=self.args.cloud_model, temperature=0, max_completion_tokens=32)

@@ -110,6 +110,7 @@ def _run(args: argparse.Namespace) -> int:
         checkpoint_path=_checkpoint_target(args.durable, out_dir),
         edge_decoding=args.edge_decoding,
         edge_params=models.edge_params,
+        **models.runner_kwargs(),
     )
     # The stand-in costs no model time: always-cloud on the same seeds says what routing saved.
     baseline_dir = out_dir.with_name(out_dir.name + "-always-cloud")
@@ -152,6 +153,7 @@ def _run(args: argparse.Namespace) -> int:
         rows.append(("edge agrees with executed action", f"{o['agreement']:.1%}"))
     verb = "record" if also_edge else "run"
     _table(rows, f"hera {verb}: {args.suite} {args.fold}, policy {args.policy}")
+    print(f"cloud: {models.cloud_label}")  # whole (the table may wrap a long label)
     parquet = out_dir / "steps.parquet"
     print(f"steps: {out_dir / 'steps.jsonl'}" + (f" (+ {parquet})" if parquet.exists() else ""))
     print(f"episodes: {out_dir / 'episodes.jsonl'}")
@@ -212,6 +214,9 @@ def _bench(args: argparse.Namespace) -> int:
         cloud_is_stand_in=models.stand_in,
         edge_health=models.edge_health,
         edge_decoding=args.edge_decoding,
+        price_note=models.price_note,
+        failure_penalty_usd=args.failure_penalty_usd,
+        **models.runner_kwargs(),
     )
     try:
         _with_point_progress(

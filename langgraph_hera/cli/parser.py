@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import argparse
 
-from langgraph_hera.cli._common import ADAPTER_HELP, _postgres_url
+from langgraph_hera.cli._common import (
+    ADAPTER_HELP,
+    CLOUD_KINDS,
+    DEFAULT_LOCAL_LLM_PRICE,
+    _postgres_url,
+)
 from langgraph_hera.cli.episodes import _bench, _run, _serve
 from langgraph_hera.cli.supervise import _supervise
 from langgraph_hera.cli.traces import add_trace_commands
 from langgraph_hera.cli.train import _adapt, _profile, _train
+
+#: ``--prompt-layout`` choices (the text-action layouts of `routing.nodes.PromptLayout`).
+PROMPT_LAYOUT_CHOICES = ("window", "episode")
 
 DESCRIPTION = (
     "hera serve (edge server), hera run (routed episodes), hera record (trajectories for "
@@ -20,6 +28,7 @@ DESCRIPTION = (
 def build_parser() -> argparse.ArgumentParser:
     """The ``hera`` argument parser (one sub-command per job; each sets its handler)."""
     from langgraph_hera.policies import available_policies
+    from langgraph_hera.training.usd import DEFAULT_FAILURE_PENALTY_USD, DEFAULT_STEP_COST_USD
 
     parser = argparse.ArgumentParser(prog="hera", description=DESCRIPTION)
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
@@ -75,9 +84,58 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--model", default=None, help="edge model to serve (default: embedded)")
         p.add_argument("--adapter", default="auto", help=ADAPTER_HELP)
         p.add_argument(
+            "--cloud",
+            default="auto",
+            choices=CLOUD_KINDS,
+            help="expert: the game's planner as a chat model (the expert stand-in); openai: "
+            "--cloud-model with OPENAI_API_KEY; local-llm: a local LLM standing in for a cloud "
+            "model (--cloud-url or --cloud-model-path); auto (default): local-llm when either "
+            "is given, openai with --cloud-model and a key, else expert",
+        )
+        p.add_argument(
             "--cloud-model",
             default=None,
-            help="e.g. gpt-4o (needs OPENAI_API_KEY); default: the expert stand-in",
+            help="e.g. gpt-4o (needs OPENAI_API_KEY), or the served model name at --cloud-url",
+        )
+        p.add_argument(
+            "--cloud-url",
+            default=None,
+            help="local-llm: an already-running OpenAI-compatible /v1 URL (with --cloud-model)",
+        )
+        p.add_argument(
+            "--cloud-model-path",
+            default=None,
+            metavar="FILE.gguf|DIR",
+            help="local-llm: serve this model here (EdgeServer, --backend) as the cloud",
+        )
+        p.add_argument(
+            "--cloud-price-as",
+            default=None,
+            metavar="LISTED_MODEL",
+            help=f"local-llm: charge its tokens at this list price (default "
+            f"{DEFAULT_LOCAL_LLM_PRICE}; names in accounting.pricing.LIST_PRICES)",
+        )
+        p.add_argument(
+            "--cloud-label",
+            default=None,
+            help="local-llm: how outputs name it (default: 'local LLM stand-in for a cloud "
+            "model (NAME)')",
+        )
+        p.add_argument("--cloud-max-tokens", type=int, default=32, help="local-llm reply cap")
+        p.add_argument("--cloud-max-model-len", type=int, default=4096)
+        p.add_argument("--cloud-timeout", type=float, default=600.0)
+        p.add_argument(
+            "--prompt-layout",
+            default="window",
+            choices=PROMPT_LAYOUT_CHOICES,
+            help="the edge's prompt: window (last 4 steps; the adapted SmolLM2's) or episode "
+            "(the whole episode with the game's score after each step, for general LLMs)",
+        )
+        p.add_argument(
+            "--cloud-prompt-layout",
+            default="auto",
+            choices=("auto", *PROMPT_LAYOUT_CHOICES),
+            help="the cloud's prompt; auto: episode for an LLM cloud, else --prompt-layout",
         )
         p.add_argument("--epsilon", type=float, default=0.0, help="stand-in's random-action rate")
         p.add_argument(
@@ -151,6 +209,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="comma-separated (always-edge and always-cloud are always played)",
     )
     bench.add_argument("--sweep", action="store_true", help="sweep the tunable policies")
+    bench.add_argument(
+        "--failure-penalty-usd",
+        type=float,
+        default=DEFAULT_FAILURE_PENALTY_USD,
+        help="P of the report's 'USD per solved task': what an unsolved task costs "
+        f"(default {DEFAULT_FAILURE_PENALTY_USD:g} USD)",
+    )
     bench.add_argument(
         "--out", default=None, help="bench dir (default: runs/bench-SUITE-FOLD); resumable"
     )
@@ -264,6 +329,38 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument(
         "--step-cost", type=float, default=0.01, help="price of one step (replay labels)"
+    )
+    train.add_argument(
+        "--objective",
+        default="usd",
+        choices=["usd", "steps"],
+        help="replay labels priced in dollars (usd, default: - lam_usd x model USD - "
+        "step_cost_usd x steps - failure_penalty_usd x unsolved, each cloud call at its "
+        "state's token cost) or in success units (steps: --lam, --step-cost; the labels "
+        "before issue 21)",
+    )
+    train.add_argument("--lam-usd", type=float, default=1.0, help="weight of a USD spent")
+    train.add_argument(
+        "--step-cost-usd", type=float, default=DEFAULT_STEP_COST_USD, help="USD per step"
+    )
+    train.add_argument(
+        "--failure-penalty-usd",
+        type=float,
+        default=DEFAULT_FAILURE_PENALTY_USD,
+        help=f"USD an unsolved task costs (default {DEFAULT_FAILURE_PENALTY_USD:g})",
+    )
+    train.add_argument(
+        "--edge-usd-per-call",
+        type=float,
+        default=0.0,
+        help="USD of one edge call (default 0: the edge's hardware is already paid for)",
+    )
+    train.add_argument(
+        "--target-cloud-usd-per-episode",
+        type=float,
+        default=None,
+        help="calibrate to a USD budget: the dev states' cloud calls cost at most this per "
+        "dev episode",
     )
     train.add_argument(
         "--text-fields",

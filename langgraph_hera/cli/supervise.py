@@ -50,8 +50,14 @@ def _supervise(args: argparse.Namespace) -> int:
     except Exception as exc:
         return _fail(f"could not start the edge server: {exc}")
 
+    supervisor_llm = None
+    if models.cloud_chat is not None:  # the local LLM stand-in supervises too
+        supervisor_llm = models.cloud_chat.model_copy(update={"max_tokens": 300})
+
     def supervisor_factory(env: Any) -> Any:
-        if not models.stand_in:
+        if supervisor_llm is not None:
+            return supervisor_llm
+        if models.kind == "openai":
             from langchain_openai import ChatOpenAI
 
             return ChatOpenAI(model=args.cloud_model, temperature=0, max_completion_tokens=300)
@@ -74,7 +80,11 @@ def _supervise(args: argparse.Namespace) -> int:
         max_steps=args.max_steps,
         concurrency=args.concurrency,
         cloud_is_stand_in=models.stand_in,
-        runner_kwargs={"edge_params": models.edge_params},
+        runner_kwargs={
+            "edge_params": models.edge_params,
+            "pricing": models.pricing,
+            "cloud_label": models.run_label,
+        },
     )
     try:
         _with_point_progress(

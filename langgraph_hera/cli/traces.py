@@ -105,7 +105,8 @@ def add_trace_commands(sub: argparse._SubParsersAction, train: argparse.Argument
         "--target-cloud-usd-share",
         type=float,
         default=None,
-        help="with --traces: calibrate to this share of the dev steps' cloud USD",
+        help="calibrate to this share of the dev steps' cloud USD (each step weighed by its "
+        "cloud call's USD; text-game recordings and --traces alike)",
     )
     label_args(train)
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -126,6 +127,67 @@ def _adapt(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cloud_price(args: argparse.Namespace) -> Any:
+    """The list price of the run's cloud: ``--cloud-price-as``, else gpt-4o-mini for a local
+    LLM stand-in, the ``--cloud-model``'s for a real one, GPT-4o for the expert stand-in."""
+    from langgraph_hera.accounting.pricing import LIST_PRICES, Pricing
+    from langgraph_hera.cli._common import DEFAULT_LOCAL_LLM_PRICE, cloud_kind
+
+    kind = cloud_kind(args)
+    if args.cloud_price_as:
+        return LIST_PRICES[args.cloud_price_as.lower()]
+    if kind == "local-llm":
+        return LIST_PRICES[DEFAULT_LOCAL_LLM_PRICE]
+    if kind == "openai":
+        return Pricing().price(args.cloud_model)
+    return LIST_PRICES["gpt-4o"]
+
+
+def _usd_setup(args: argparse.Namespace) -> tuple[Any, Any] | str:
+    """``(UsdObjective, cloud price)`` of ``hera train``, or the first problem with its
+    arguments."""
+    from langgraph_hera.training.usd import UsdObjective
+
+    if args.rounds < 0:
+        return f"--rounds must be >= 0, got {args.rounds}"
+    if args.target_cloud_share is not None and not 0 <= args.target_cloud_share <= 1:
+        return f"--target-cloud-share must be in [0, 1], got {args.target_cloud_share}"
+    if args.lam < 0 or args.step_cost < 0:
+        return f"--lam and --step-cost must be >= 0, got {args.lam}, {args.step_cost}"
+    usd_share, usd_budget = args.target_cloud_usd_share, args.target_cloud_usd_per_episode
+    if usd_share is not None and not 0 <= usd_share <= 1:
+        return f"--target-cloud-usd-share must be in [0, 1], got {usd_share}"
+    if usd_budget is not None and usd_budget < 0:
+        return f"--target-cloud-usd-per-episode must be >= 0, got {usd_budget}"
+    if sum(x is not None for x in (args.target_cloud_share, usd_share, usd_budget)) > 1:
+        return (
+            "give at most one of --target-cloud-share, --target-cloud-usd-share and "
+            "--target-cloud-usd-per-episode"
+        )
+    try:
+        usd = UsdObjective(
+            lam_usd=args.lam_usd,
+            step_cost_usd=args.step_cost_usd,
+            failure_penalty_usd=args.failure_penalty_usd,
+            edge_usd_per_call=args.edge_usd_per_call,
+            edge_first=args.edge_features,
+        )
+    except ValueError as exc:
+        return str(exc)
+    return usd, _cloud_price(args)
+
+
+def _objective_line(args: argparse.Namespace, usd: Any, price: Any) -> str:
+    if args.objective == "steps":
+        return f"objective steps: return - {args.lam:g} x cloud calls - {args.step_cost:g} x steps"
+    return (
+        f"objective usd: -{usd.lam_usd:g} x (cloud USD + edge USD) - {usd.step_cost_usd:g} USD x "
+        f"steps - {usd.failure_penalty_usd:g} USD x unsolved; cloud calls at their state's "
+        f"tokens, {price.input:g} / {price.output:g} USD per 1M input / output tokens; edge "
+        f"{usd.edge_usd_per_call:g} USD per call"
+    )
+
+
 def _train(args: argparse.Namespace) -> int:
     """``hera train``: arguments -> `langgraph_hera.training.router`, the rollouts through the
     episode runner, the results printed."""
@@ -137,7 +199,7 @@ def _train(args: argparse.Namespace) -> int:
     from langgraph_hera.training.router import (
         RLConfig,
         fit_imitation,
-        label_records,
+        label_records_usd,
         run_rl_rounds,
     )
 
@@ -151,12 +213,11 @@ def _train(args: argparse.Namespace) -> int:
         env_factory = _env_factory(args)
     except ValueError as exc:
         return _fail(str(exc))
-    if args.rounds < 0:
-        return _fail(f"--rounds must be >= 0, got {args.rounds}")
-    if args.target_cloud_share is not None and not 0 <= args.target_cloud_share <= 1:
-        return _fail(f"--target-cloud-share must be in [0, 1], got {args.target_cloud_share}")
-    if args.lam < 0 or args.step_cost < 0:
-        return _fail(f"--lam and --step-cost must be >= 0, got {args.lam}, {args.step_cost}")
+    setup = _usd_setup(args)
+    if isinstance(setup, str):
+        return _fail(setup)
+    usd, price = setup
+    usd_share, usd_budget = args.target_cloud_usd_share, args.target_cloud_usd_per_episode
     text_fields = tuple(f.strip() for f in args.text_fields.split(",") if f.strip())
     dim = args.hash_dim
     try:
@@ -168,6 +229,9 @@ def _train(args: argparse.Namespace) -> int:
             labels=args.labels,
             lam=args.lam,
             step_cost=args.step_cost,
+            objective=args.objective,
+            usd=usd,
+            price=price,
         )
         spec = FeatureSpec(
             text_fields=text_fields,
@@ -185,7 +249,7 @@ def _train(args: argparse.Namespace) -> int:
         return _fail(f"--data must hold train seeds only (0-999); found {bad[:5]}")
 
     def labelled(recs: list[dict], what: str) -> Any:
-        return label_records(
+        return label_records_usd(
             recs,
             labels=args.labels,
             env_factory=env_factory,
@@ -193,12 +257,20 @@ def _train(args: argparse.Namespace) -> int:
             step_cost=args.step_cost,
             what=what,
             on_message=_say,
+            objective=args.objective,
+            usd=usd,
+            price=price,
         )
 
-    states, labels = labelled(records, "train")
+    if args.labels == "replay":
+        _say(_objective_line(args, usd, price))
+    states, labels, train_usd = labelled(records, "train")
     if not len(states):
         return _fail("no replayed states in --data (record with `hera record --also-edge`)")
-    dev_states, dev_labels = labelled(dev, "dev") if dev else (None, None)
+    dev_states, dev_labels, dev_usd = labelled(dev, "dev") if dev else (None, None, None)
+    if usd_budget is not None:
+        episodes = len({(r.get("suite"), r.get("seed")) for r in (dev or records)})
+        usd_budget = usd_budget * episodes
     router = HeraRouter(spec=spec, hidden=args.hidden, edge_model=args.edge_id)
     run = fit_imitation(
         router,
@@ -207,6 +279,10 @@ def _train(args: argparse.Namespace) -> int:
         dev_states=dev_states,
         dev_labels=dev_labels,
         cloud_share=args.target_cloud_share,
+        usd=train_usd,
+        dev_usd=dev_usd,
+        usd_share=usd_share,
+        usd_budget=usd_budget,
     )
     _say(run.report("stage 1 (imitation)"))
     if args.rounds:
@@ -235,6 +311,7 @@ def _train(args: argparse.Namespace) -> int:
                 cloud_is_stand_in=models.stand_in,
                 edge_health=models.edge_health,
                 edge_params=models.edge_params,
+                **models.runner_kwargs(),
             )
             s = summarize(await runner.arun(seeds))
             _say(
@@ -260,6 +337,11 @@ def _train(args: argparse.Namespace) -> int:
             "step_cost": args.step_cost,
             "labels": args.labels,
             "cloud_share": run.cloud_share,
+            "objective": args.objective,
+            "usd_objective": dataclasses.asdict(usd) if args.objective == "usd" else None,
+            "cloud_price": dataclasses.asdict(price),
+            "target_cloud_usd_share": usd_share,
+            "target_cloud_usd_budget": usd_budget,
         }
     )
     path = router.save(args.out)

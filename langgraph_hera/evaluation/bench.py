@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from langgraph_hera.accounting.pricing import Pricing
 from langgraph_hera.evaluation.metrics import (
     Point,
     apgr,
@@ -35,9 +36,12 @@ from langgraph_hera.policies import available_policies, get_policy
 from langgraph_hera.policies.base import parse_policy_kwargs
 from langgraph_hera.policies.langchain_router import LangChainRouter
 from langgraph_hera.routing.decoding import EdgeDecoding
+from langgraph_hera.routing.nodes import PromptLayout
 from langgraph_hera.secrets import get_logger
+from langgraph_hera.training.usd import DEFAULT_FAILURE_PENALTY_USD
 
 logger = get_logger(__name__)
+
 
 #: Default sweeps of the tunable baselines (``--sweep``).
 SWEEPS: dict[str, list[dict[str, Any]]] = {
@@ -135,6 +139,13 @@ class BenchConfig:
         cloud_is_stand_in: Label results as played with the expert stand-in.
         edge_health: Liveness probe of the edge server.
         edge_decoding: ``"choice"``, ``"rank"`` or ``"free"`` (`langgraph_hera.routing.decoding`).
+        pricing: Cloud prices (default: the shipped list prices).
+        prompt_layout: The edge's prompt layout (`langgraph_hera.routing.nodes.PromptLayout`).
+        cloud_prompt_layout: The cloud's (default: ``prompt_layout``).
+        cloud_label: What the cloud is, written into ``bench.json``, every episode and the
+            report (e.g. "local LLM stand-in for a cloud model (Qwen2.5-Coder-1.5B)").
+        price_note: How the cloud is priced, for the report (e.g. "gpt-4o-mini list price").
+        failure_penalty_usd: P of the report's "USD per solved task (failure penalty P)".
     """
 
     suite: str
@@ -148,6 +159,12 @@ class BenchConfig:
     cloud_is_stand_in: bool = False
     edge_health: Callable[[], bool] | None = None
     edge_decoding: EdgeDecoding = "choice"
+    pricing: Pricing | None = None
+    prompt_layout: PromptLayout = "window"
+    cloud_prompt_layout: PromptLayout | None = None
+    cloud_label: str | None = None
+    price_note: str | None = None
+    failure_penalty_usd: float = DEFAULT_FAILURE_PENALTY_USD
 
 
 def run_bench(
@@ -164,6 +181,12 @@ def run_bench(
         "max_steps": config.max_steps,
         "points": [{"policy": p.policy, "kwargs": p.kwargs, "label": p.label} for p in points],
         "cloud_is_stand_in": config.cloud_is_stand_in,
+        "cloud_label": config.cloud_label
+        or ("expert stand-in" if config.cloud_is_stand_in else None),
+        "price_note": config.price_note,
+        "failure_penalty_usd": config.failure_penalty_usd,
+        "prompt_layout": config.prompt_layout,
+        "cloud_prompt_layout": config.cloud_prompt_layout or config.prompt_layout,
     }
     (config.out_dir / "bench.json").write_text(json.dumps(meta, indent=1))
     results: dict[str, list[EpisodeResult]] = {}
@@ -180,6 +203,10 @@ def run_bench(
             edge_health=config.edge_health,
             also_edge=point.policy == "always-cloud",
             edge_decoding=config.edge_decoding,
+            pricing=config.pricing,
+            prompt_layout=config.prompt_layout,
+            cloud_prompt_layout=config.cloud_prompt_layout,
+            cloud_label=config.cloud_label,
         )
         t0 = time.perf_counter()
         results[point.label] = runner.run(
@@ -196,10 +223,53 @@ def _fmt(x: float, pct: bool = True) -> str:
     return f"{100 * x:.1f}%" if pct else f"{x:.4f}"
 
 
+def usd_per_solved(cloud_usd: float, episodes: int, success: float, penalty_usd: float) -> float:
+    """USD per solved task with each failure priced at ``penalty_usd``:
+    ``(cloud USD + penalty x failures) / solved``; NaN when nothing was solved."""
+    solved = round(success * episodes)
+    if solved <= 0:
+        return math.nan
+    return (cloud_usd + penalty_usd * (episodes - solved)) / solved
+
+
+def usd_saved_at_equal_success(rows: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+    """The routed point that saves the most cloud USD against always-cloud among those with at
+    least always-cloud's success (equal success), or ``None`` without such a point (or without
+    always-cloud, or when always-cloud spent nothing).
+
+    Returns:
+        ``{"label", "title", "saved", "usd", "cloud_usd", "success"}``: ``saved`` is the share
+        of always-cloud's USD saved.
+    """
+    cloud = next((r for r in rows if r["label"] == "always-cloud"), None)
+    if cloud is None or cloud["cloud_usd"] <= 0:
+        return None
+    same = [
+        r
+        for r in rows
+        if r["label"] != "always-cloud"
+        and r["episodes"] == cloud["episodes"]
+        and r["success"] >= cloud["success"]
+    ]
+    if not same:
+        return None
+    best = min(same, key=lambda r: r["cloud_usd"])
+    return {
+        "label": best["label"],
+        "title": best["title"],
+        "saved": 1.0 - best["cloud_usd"] / cloud["cloud_usd"],
+        "usd": best["cloud_usd"],
+        "cloud_usd": cloud["cloud_usd"],
+        "success": best["success"],
+    }
+
+
 def write_report(out_dir: str | Path, *, title: str | None = None) -> dict[str, Any]:
     """Read a bench directory and write ``report.md``, ``results.csv`` and ``pareto.png``.
 
-    Works on partial benches (points with no episodes are left out).
+    Works on partial benches (points with no episodes are left out). The report leads with the
+    USD saved at equal success (`usd_saved_at_equal_success`) and gives each point's USD per
+    solved task with failures priced at the bench's failure penalty (`usd_per_solved`).
 
     Returns:
         The rows, the per-policy sweep metrics and the oracle summary.
@@ -229,6 +299,10 @@ def write_report(out_dir: str | Path, *, title: str | None = None) -> dict[str, 
                 **s,
             }
         )
+    penalty = float(meta.get("failure_penalty_usd", DEFAULT_FAILURE_PENALTY_USD))
+    for r in rows:
+        r["usd_per_solved"] = usd_per_solved(r["cloud_usd"], r["episodes"], r["success"], penalty)
+        r["cloud_label"] = meta.get("cloud_label") or ""
     by_label = {r["label"]: r for r in rows}
     edge_s = by_label.get("always-edge", {}).get("success", float("nan"))
     cloud_s = by_label.get("always-cloud", {}).get("success", float("nan"))
@@ -262,6 +336,7 @@ def write_report(out_dir: str | Path, *, title: str | None = None) -> dict[str, 
             "label", "policy", "title", "kwargs", "episodes", "success", "pct_of_cloud", "pgr",
             "cloud_share", "mean_steps", "cloud_usd", "edge_tokens", "cloud_tokens",
             "edge_energy_j", "router_ms_per_step", "failed_episodes", "cloud_is_stand_in",
+            "usd_per_solved", "cloud_label",
         ]  # fmt: skip
         w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
         w.writeheader()
@@ -269,8 +344,9 @@ def write_report(out_dir: str | Path, *, title: str | None = None) -> dict[str, 
             w.writerow({**r, "kwargs": json.dumps(r["kwargs"])})
 
     _plot(out / "pareto.png", rows, frontier, meta, title)
-    _markdown(out / "report.md", rows, families, oracle, meta, title)
-    return {"rows": rows, "families": families, "oracle": oracle}
+    saved = usd_saved_at_equal_success(rows)
+    _markdown(out / "report.md", rows, families, oracle, meta, title, saved)
+    return {"rows": rows, "families": families, "oracle": oracle, "usd_saved": saved}
 
 
 def _markdown(
@@ -280,15 +356,34 @@ def _markdown(
     oracle: dict[str, Any],
     meta: dict[str, Any],
     title: str | None,
+    saved: dict[str, Any] | None = None,
 ) -> None:
     seeds = meta["seeds"]
+    penalty = float(meta.get("failure_penalty_usd", DEFAULT_FAILURE_PENALTY_USD))
+    if saved is not None:
+        lead = (
+            f"**USD saved at equal success: {_fmt(saved['saved'])}** ({saved['title']}: cloud "
+            f"USD {saved['usd']:.4f} vs always-cloud {saved['cloud_usd']:.4f}, success "
+            f"{_fmt(saved['success'])})."
+        )
+    else:
+        lead = (
+            "**USD saved at equal success: none**: no routed point matched always-cloud's "
+            "success on these seeds (or always-cloud was not played)."
+        )
     lines = [
         f"# {title or 'hera bench: ' + meta['suite']}",
+        "",
+        lead,
         "",
         f"Suite `{meta['suite']}`, {len(seeds)} seeds ({min(seeds)}-{max(seeds)}), "
         f"max {meta['max_steps']} steps, written {time.strftime('%Y-%m-%d %H:%M')}.",
     ]
-    if meta.get("cloud_is_stand_in"):
+    label = meta.get("cloud_label")
+    if label and label != "expert stand-in":
+        price = f", priced at the {meta['price_note']}" if meta.get("price_note") else ""
+        lines.append(f"The cloud is a **{label}**{price}, not a cloud model.")
+    elif meta.get("cloud_is_stand_in"):
         lines.append(
             "The cloud is the **expert stand-in** (the environment's planner wrapped as a chat "
             "model), not a cloud LLM: cloud-only success is the expert's."
@@ -296,14 +391,15 @@ def _markdown(
     lines += [
         "",
         "| point | success | % of cloud-only | PGR | cloud-step share | cloud USD | "
-        "router ms/step | failed |",
-        "|---|---|---|---|---|---|---|---|",
+        f"USD per solved task (failure penalty {penalty:g} USD) | router ms/step | failed |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
+        per = r.get("usd_per_solved", math.nan)
         lines.append(
             f"| {r['title']} | {_fmt(r['success'])} | {_fmt(r['pct_of_cloud'])} | "
             f"{_fmt(r['pgr'])} | {_fmt(r['cloud_share'])} | {r['cloud_usd']:.4f} | "
-            f"{r['router_ms_per_step']:.3f} | {r['failed_episodes']} |"
+            f"{_fmt(per, pct=False)} | {r['router_ms_per_step']:.3f} | {r['failed_episodes']} |"
         )
     if families:
         lines += ["", "| policy | APGR | CPT(50%) | CPT(70%) | CPT(90%) |", "|---|---|---|---|---|"]
@@ -355,6 +451,8 @@ def _plot(
     ax.set_ylim(-0.02, 1.02)
     ax.grid(alpha=0.3)
     stand_in = " (cloud = expert stand-in)" if meta.get("cloud_is_stand_in") else ""
+    if meta.get("cloud_label") and meta["cloud_label"] != "expert stand-in":
+        stand_in = f" (cloud = {meta['cloud_label']})"
     ax.set_title((title or f"hera bench: {meta['suite']}") + stand_in, fontsize=9)
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()

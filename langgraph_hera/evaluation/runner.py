@@ -19,6 +19,7 @@ from langgraph_hera.evaluation.trajectory import write_parquet
 from langgraph_hera.policies.base import RoutingPolicy
 from langgraph_hera.routing.decoding import EdgeDecoding, check_decoding
 from langgraph_hera.routing.graph import create_text_agent
+from langgraph_hera.routing.nodes import PromptLayout
 from langgraph_hera.secrets import error_text, get_logger
 from langgraph_hera.state import HeraContext
 
@@ -46,6 +47,9 @@ class EpisodeResult:
     cloud_is_stand_in: bool
     error: str | None = None
     errors: list[str] = field(default_factory=list)
+    #: What the cloud was, when not the named cloud model itself: "expert stand-in (...)" or
+    #: "local LLM stand-in for a cloud model (...)"; empty in runs recorded before it existed.
+    cloud_label: str = ""
     # Supervised runs (PEVR / EVA); zero for routed runs.
     verifications: int = 0
     interventions: int = 0
@@ -173,6 +177,11 @@ class EpisodeRunner:
             counted twice (a model call in flight at the kill is paid but not in the ledger).
         edge_decoding: How the edge is held to the valid actions: ``"choice"``, ``"rank"`` or
             ``"free"`` (`langgraph_hera.routing.decoding`).
+        prompt_layout: The edge's prompt layout (`langgraph_hera.routing.nodes.PromptLayout`).
+        cloud_prompt_layout: The cloud's (default: ``prompt_layout``).
+        cloud_label: What the cloud is, written into every episode (``cloud_label``) and, for a
+            stand-in, every step (``cloud``), e.g. "local LLM stand-in for a cloud model
+            (Qwen2.5-Coder-1.5B)". Default: "expert stand-in" with ``cloud_is_stand_in``.
     """
 
     env_factory: Callable[[], TextEnv]
@@ -192,6 +201,9 @@ class EpisodeRunner:
     label: str | None = None
     checkpoint_path: Path | str | None = None
     edge_decoding: EdgeDecoding = "choice"
+    prompt_layout: PromptLayout = "window"
+    cloud_prompt_layout: PromptLayout | None = None
+    cloud_label: str | None = None
     _saver: Any = field(default=None, init=False, repr=False)  # the open checkpointer
     _thread_prefix: str = field(default="", init=False, repr=False)
 
@@ -237,6 +249,8 @@ class EpisodeRunner:
             propose_edge=self.also_edge,
             checkpointer=self._saver,
             edge_decoding=self.edge_decoding,
+            prompt_layout=self.prompt_layout,
+            cloud_prompt_layout=self.cloud_prompt_layout,
         )
         return agent, self.label or policy.name
 
@@ -303,6 +317,7 @@ class EpisodeRunner:
             router_ms=sum(d["latency_ms"] for d in log),
             wall_s=time.perf_counter() - t0,
             cloud_is_stand_in=self.cloud_is_stand_in,
+            cloud_label=self._cloud_label(),
             error=error,
             errors=list(out.get("errors") or []),
             verifications=sum(d["on_track"] is not None for d in sup_log),
@@ -324,10 +339,15 @@ class EpisodeRunner:
             }
             for r in traj
         ]
-        if self.cloud_is_stand_in:
+        if self.cloud_is_stand_in or self.cloud_label:
             for s in steps:
-                s["cloud"] = "expert stand-in"
+                s["cloud"] = self.cloud_label or "expert stand-in"
         return result, steps
+
+    def _cloud_label(self) -> str:
+        if self.cloud_label:
+            return self.cloud_label
+        return "expert stand-in" if self.cloud_is_stand_in else ""
 
     async def arun(
         self,

@@ -236,12 +236,14 @@ def write_report(out_dir: str | Path, *, turns: Sequence[int] = (20, 40, 80)) ->
     out = Path(out_dir)
     rows: list[dict[str, Any]] = []
     stand_in = False
+    labels: set[str] = set()
     for sub in sorted(p for p in out.iterdir() if (p / "episodes.jsonl").exists()):
         results = list(done_seeds(sub / "episodes.jsonl").values())
         if not results:
             continue
         s = summarize(results)
         stand_in |= bool(s["cloud_is_stand_in"])
+        labels |= {r.cloud_label for r in results if r.cloud_label}
         n = s["episodes"]
         ctx = context_at(sub, turns)
         rows.append(
@@ -282,22 +284,36 @@ def write_report(out_dir: str | Path, *, turns: Sequence[int] = (20, 40, 80)) ->
             writer = csv.DictWriter(f, fieldnames=list(rows[0]))
             writer.writeheader()
             writer.writerows(rows)
-    (out / "report.md").write_text(_markdown(rows, stand_in, turns))
+    llm = sorted(x for x in labels if x != "expert stand-in")
+    (out / "report.md").write_text(_markdown(rows, stand_in, turns, llm))
     return {"rows": rows, "stand_in": stand_in}
 
 
-def _markdown(rows: list[dict[str, Any]], stand_in: bool, turns: Sequence[int]) -> str:
+def _markdown(
+    rows: list[dict[str, Any]],
+    stand_in: bool,
+    turns: Sequence[int],
+    llm_labels: Sequence[str] = (),
+) -> str:
     mono = next((r for r in rows if r["config"] == "monolithic-edge"), None)
-    lines = [
-        "# Supervised agents (PEVR / EVA)",
-        "",
-        (
+    if llm_labels:
+        cloud_line = (
+            "Cloud side (supervisor; executor of the cloud-only and reverse-role rows): **"
+            + "; ".join(llm_labels)
+            + "**, not a cloud model."
+        )
+    elif stand_in:
+        cloud_line = (
             "Cloud side (supervisor; executor of the cloud-only and reverse-role rows): "
             "**expert stand-in** (the environment's planner and transcript rules, priced as "
             "GPT-4o), not a cloud model."
-            if stand_in
-            else "Cloud side: a real cloud model."
-        ),
+        )
+    else:
+        cloud_line = "Cloud side: a real cloud model."
+    lines = [
+        "# Supervised agents (PEVR / EVA)",
+        "",
+        cloud_line,
         "Verifier FP: interventions although the expert's distance to the goal went down; FN: "
         "'on track' although it did not. Context: prompt tokens of the executor's calls; KV: "
         "SmolLM2-135M, bf16, at the max context.",

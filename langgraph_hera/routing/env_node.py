@@ -12,7 +12,7 @@ from langgraph.graph.message import REMOVE_ALL_MESSAGES
 
 from langgraph_hera.envs.base import EnvStep, TextEnv
 from langgraph_hera.routing.decide import current_context
-from langgraph_hera.routing.nodes import action_prompt, run_trajectory
+from langgraph_hera.routing.nodes import PromptLayout, layout_prompt, run_trajectory
 from langgraph_hera.secrets import get_logger, redact
 from langgraph_hera.state import RUN_FIELDS, SUPERVISION_RUN_FIELDS, context_value
 
@@ -37,6 +37,7 @@ TRAJECTORY_FIELDS = (
     "action_logprob",
     "next_observation",
     "reward",
+    "game_score",
     "done",
     "success",
     "input_tokens",
@@ -103,10 +104,13 @@ def _release(config: RunnableConfig) -> None:
         env.close()
 
 
-def prompt_text(state: dict[str, Any], history_window: int = 4) -> str:
-    """The user part of the prompt the models saw for the current step (the system prompt is
-    the constant `ACTION_SYSTEM_PROMPT`)."""
-    return str(action_prompt(state, history_window=history_window)[-1].content)
+def prompt_text(
+    state: dict[str, Any], history_window: int = 4, prompt_layout: PromptLayout = "window"
+) -> str:
+    """The user part of the prompt the models saw for the current step in ``prompt_layout``
+    (the system prompt is the layout's constant: `ACTION_SYSTEM_PROMPT`, or
+    `EPISODE_SYSTEM_PROMPT` for ``"episode"``)."""
+    return str(layout_prompt(state, prompt_layout, history_window=history_window)[-1].content)
 
 
 def _norm(text: str) -> str:
@@ -146,10 +150,15 @@ def env_step(
     *,
     history_window: int = 4,
     track_progress: bool = False,
+    prompt_layout: PromptLayout = "window",
+    cloud_prompt_layout: PromptLayout | None = None,
 ) -> dict[str, Any]:
     """Reset the environment (no observation yet) or execute ``state['action']``.
 
-    ``history_window`` must match the action nodes' so the recorded prompt is the one sent.
+    ``history_window`` and ``prompt_layout`` must match the action nodes' so the recorded
+    ``prompt`` is the one sent; a ``cloud_prompt_layout`` other than ``prompt_layout`` (the cloud
+    sees another layout) adds the cloud's prompt as ``cloud_prompt``. Every record carries the
+    game's score after the step (``game_score``).
     ``track_progress`` records the expert's distance to the goal before and after each step
     (``expert_distance_before`` / ``expert_distance``), the ground truth the supervisor's
     verdicts are scored against.
@@ -207,7 +216,7 @@ def env_step(
         "step": step,
         "observation": state.get("observation", ""),
         "valid_actions": list(state.get("valid_actions") or []),
-        "prompt": prompt_text(state, history_window),
+        "prompt": prompt_text(state, history_window, prompt_layout),
         "edge_action": edge_action,
         "edge_valid": proposal.get("valid", state.get("action_valid"))
         if edge_action is not None
@@ -227,6 +236,7 @@ def env_step(
         "action_logprob": state.get("action_logprob"),
         "next_observation": obs.observation,
         "reward": obs.reward,
+        "game_score": obs.score,
         "done": obs.done,
         "success": obs.success,
         "input_tokens": ledger.get("input_tokens", 0),
@@ -235,6 +245,8 @@ def env_step(
         "latency_ms": ledger.get("latency_ms", 0.0),
         "decision_ms": decision.get("latency_ms", 0.0),
     }
+    if cloud_prompt_layout is not None and cloud_prompt_layout != prompt_layout:
+        record["cloud_prompt"] = prompt_text(state, history_window, cloud_prompt_layout)
     progress: dict[str, Any] = {}
     if track_progress:
         progress["expert_distance"] = expert_distance(env, obs)
@@ -254,7 +266,12 @@ def env_step(
 
 
 def create_env_node(
-    *, name: str = "env", history_window: int = 4, track_progress: bool = False
+    *,
+    name: str = "env",
+    history_window: int = 4,
+    track_progress: bool = False,
+    prompt_layout: PromptLayout = "window",
+    cloud_prompt_layout: PromptLayout | None = None,
 ) -> RunnableLambda:
     """The environment node: resets on the first visit, then executes each chosen action.
 
@@ -263,10 +280,20 @@ def create_env_node(
         history_window: The action nodes' history window (for the recorded prompt).
         track_progress: Record the expert's distance to the goal at every step (costs one
             expert call per step; see `env_step`).
+        prompt_layout: The action nodes' prompt layout (for the recorded prompt).
+        cloud_prompt_layout: The cloud node's layout when it differs (recorded as
+            ``cloud_prompt``).
     """
 
     def node(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
-        return env_step(state, config, history_window=history_window, track_progress=track_progress)
+        return env_step(
+            state,
+            config,
+            history_window=history_window,
+            track_progress=track_progress,
+            prompt_layout=prompt_layout,
+            cloud_prompt_layout=cloud_prompt_layout,
+        )
 
     return RunnableLambda(node, name=name)
 

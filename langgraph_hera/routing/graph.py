@@ -18,7 +18,13 @@ from langgraph_hera.policies.base import RoutingPolicy, get_policy
 from langgraph_hera.routing.decoding import EdgeDecoding, check_decoding
 from langgraph_hera.routing.deprecation import renamed_kwargs
 from langgraph_hera.routing.env_node import create_env_node, route_after_env
-from langgraph_hera.routing.nodes import ChatRunnable, create_action_node, create_model_node
+from langgraph_hera.routing.nodes import (
+    PROMPT_LAYOUTS,
+    ChatRunnable,
+    PromptLayout,
+    create_action_node,
+    create_model_node,
+)
 from langgraph_hera.routing.router import create_router_node, route_by_decision
 from langgraph_hera.state import HeraContext, RoutingState, TextEnvState
 
@@ -237,6 +243,8 @@ def create_text_agent(
     state_schema: type = TextEnvState,
     checkpointer: Checkpointer = None,
     name: str = "hera_text_agent",
+    prompt_layout: PromptLayout = "window",
+    cloud_prompt_layout: PromptLayout | None = None,
     **deprecated: Any,
 ) -> CompiledStateGraph:
     """A prebuilt agent for text-action environments (task + observation + valid actions in,
@@ -272,6 +280,14 @@ def create_text_agent(
         state_schema: The graph's state: `TextEnvState` (default) or a schema with its fields.
         checkpointer: Passed to ``compile``.
         name: Graph name.
+        prompt_layout: How the edge's prompt is laid out (`PromptLayout`): ``"window"`` (the
+            last ``history_window`` steps; what the shipped SmolLM2 adapter was trained on) or
+            ``"episode"`` (the whole episode with the game's score after each step, for general
+            LLMs); see `PromptLayout`.
+        cloud_prompt_layout: The cloud's layout (default: ``prompt_layout``); e.g. ``"episode"``
+            for a general cloud LLM next to the adapted edge's ``"window"``. The trajectory
+            records the edge's prompt as ``prompt`` and, when the layouts differ, the cloud's
+            as ``cloud_prompt``.
         **deprecated: ``constrain_edge`` (``True`` / ``False`` = ``"choice"`` / ``"free"``), the
             old name of ``edge_decoding``, with a `DeprecationWarning`.
 
@@ -294,12 +310,28 @@ def create_text_agent(
     if hasattr(pol, "bind_edge"):
         pol.bind_edge(edge)  # policies that consult the edge themselves (HeraScheduler's SD)
     edge_first = propose_edge or bool(getattr(pol, "uses_edge_proposal", False))
-    builder.add_node("env", create_env_node(history_window=history_window))
+    for layout in (prompt_layout, cloud_prompt_layout):
+        if layout is not None and layout not in PROMPT_LAYOUTS:
+            raise ValueError(f"prompt layout must be one of {list(PROMPT_LAYOUTS)}, got {layout!r}")
+    cloud_layout = cloud_prompt_layout or prompt_layout
+    builder.add_node(
+        "env",
+        create_env_node(
+            history_window=history_window,
+            prompt_layout=prompt_layout,
+            cloud_prompt_layout=cloud_layout,
+        ),
+    )
     if edge_first:
         builder.add_node(
             "propose",
             create_action_node(
-                edge, target="edge", edge_decoding=edge_decoding, propose_only=True, **common
+                edge,
+                target="edge",
+                edge_decoding=edge_decoding,
+                propose_only=True,
+                prompt_layout=prompt_layout,
+                **common,
             ),
             destinations=("router",),
         )
@@ -308,12 +340,16 @@ def create_text_agent(
     )
     builder.add_node(
         "edge",
-        create_action_node(edge, target="edge", edge_decoding=edge_decoding, **common),
+        create_action_node(
+            edge, target="edge", edge_decoding=edge_decoding, prompt_layout=prompt_layout, **common
+        ),
         destinations=("env", "router", END),
     )
     builder.add_node(
         "cloud",
-        create_action_node(cloud, target="cloud", edge_decoding="free", **common),
+        create_action_node(
+            cloud, target="cloud", edge_decoding="free", prompt_layout=cloud_layout, **common
+        ),
         destinations=("env", END),
     )
     builder.add_edge(START, "env")

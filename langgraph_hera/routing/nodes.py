@@ -307,11 +307,91 @@ def action_prompt(state: dict[str, Any], *, history_window: int = 4) -> list[Bas
 
 
 #: How an action node lays out its prompt (see `create_action_node`): ``"window"`` (the last
-#: ``history_window`` steps, `action_prompt`), ``"messages"`` (the whole context since the last
-#: reset as a chat, `messages_prompt`), ``"since-reset"`` (that context in one message,
-#: `since_reset_prompt`).
-PromptLayout = Literal["window", "messages", "since-reset"]
-PROMPT_LAYOUTS: tuple[PromptLayout, ...] = ("window", "messages", "since-reset")
+#: ``history_window`` steps, `action_prompt`; the layout the shipped SmolLM2 adapter was
+#: trained on), ``"messages"`` (the whole context since the last reset as a chat,
+#: `messages_prompt`), ``"since-reset"`` (that context in one message, `since_reset_prompt`),
+#: ``"episode"`` (the whole episode with the game's score after every step and the actions
+#: already done, `episode_prompt`: for general LLMs).
+PromptLayout = Literal["window", "messages", "since-reset", "episode"]
+PROMPT_LAYOUTS: tuple[PromptLayout, ...] = ("window", "messages", "since-reset", "episode")
+
+EPISODE_SYSTEM_PROMPT = (
+    "You are playing a text adventure game. Each turn you see the task, every step taken so "
+    "far with the game's score after it, and the current observation. The score goes up when "
+    "an action makes progress on the task; an action that left the score unchanged did not "
+    "help, and an action already done does not need doing again. Choose the next action that "
+    "makes progress. Reply with exactly one action copied from the list of valid actions, and "
+    "nothing else."
+)
+#: Steps `episode_prompt` shows in full (older ones go into a compact list of actions).
+EPISODE_FULL_STEPS = 10
+
+
+def _fmt_score(x: float) -> str:
+    return f"{x:g}"
+
+
+def episode_prompt(
+    state: dict[str, Any], *, full_steps: int = EPISODE_FULL_STEPS
+) -> list[BaseMessage]:
+    """The messages of the ``"episode"`` layout: the task, the game's current score, every
+    step of the episode (the last ``full_steps`` with their observations, earlier ones as a
+    compact list of actions with their score changes), the actions that raised the score
+    (already done), the current observation and the valid actions.
+
+    The score after each step is the record's ``game_score`` (cumulative rewards for records
+    without one). Bounded: at most ``full_steps`` observations are shown.
+    """
+    past = run_trajectory(state)
+    lines = [f"Task: {state.get('task', '')}"]
+    scored: list[tuple[dict[str, Any], float, float]] = []  # (record, score after, change)
+    running = 0.0
+    for rec in past:
+        before = running
+        after = rec.get("game_score")
+        running = float(after) if after is not None else before + float(rec.get("reward") or 0)
+        scored.append((rec, running, running - before))
+    current = state.get("score")
+    score_now = float(current) if current is not None else running
+    lines.append(f"Score so far: {_fmt_score(score_now)}")
+    if scored:
+        cut = max(0, len(scored) - max(0, full_steps))
+        if cut:
+            lines.append(f"Earlier steps (1-{cut}), action and score change:")
+            lines.append(
+                "; ".join(
+                    f"{i + 1}. {r['action']} ({_change(d)})"
+                    for i, (r, _, d) in enumerate(scored[:cut])
+                )
+            )
+        lines.append(f"Steps so far ({len(scored)}):" if not cut else "Latest steps:")
+        for i, (rec, after, change) in enumerate(scored[cut:], start=cut + 1):
+            lines.append(
+                f"Step {i}: > {rec['action']}\n{clip_text(rec.get('next_observation', ''), 300)}"
+                f"\nScore: {_fmt_score(after)} ({_change(change)})"
+            )
+        done = [r["action"] for r, _, d in scored if d > 0]
+        if done:
+            lines.append("Already done (each raised the score): " + "; ".join(done))
+        tried = list(dict.fromkeys(r["action"] for r, _, d in scored if d <= 0))
+        if tried:
+            lines.append("Tried without raising the score: " + "; ".join(tried))
+    lines.append(f"Observation: {clip_text(state.get('observation', ''))}")
+    valid = state.get("valid_actions") or []
+    if valid:
+        lines.append("Valid actions: " + " | ".join(valid))
+    lines.append("Action:")
+    return [SystemMessage(EPISODE_SYSTEM_PROMPT), HumanMessage("\n".join(lines))]
+
+
+def _change(delta: float) -> str:
+    if delta > 0:
+        return f"+{_fmt_score(delta)}"
+    if delta < 0:
+        return f"{_fmt_score(delta)}"
+    return "no change"
+
+
 #: The old name of `PROMPT_LAYOUTS`.
 HISTORIES = PROMPT_LAYOUTS
 
@@ -360,6 +440,8 @@ def layout_prompt(
         return messages_prompt(state)
     if prompt_layout == "since-reset":
         return since_reset_prompt(state)
+    if prompt_layout == "episode":
+        return episode_prompt(state)
     return action_prompt(state, history_window=history_window)
 
 
@@ -571,7 +653,9 @@ def create_action_node(
             ``history_window`` steps (bounded); ``"messages"``: the model sees its whole
             context since the last reset as a chat (`messages_prompt`, the ReAct executor of
             supervised agents); ``"since-reset"``: the same context in one message
-            (`since_reset_prompt`).
+            (`since_reset_prompt`); ``"episode"``: the whole episode with the game's score
+            after each step and the actions already done (`episode_prompt`, for general LLMs
+            such as a cloud model).
         **deprecated: Old names, with a `DeprecationWarning`: ``constrain`` (``True`` /
             ``False`` = ``"choice"`` / ``"free"``) for ``edge_decoding``, ``history`` for
             ``prompt_layout``.

@@ -8,13 +8,15 @@ results into router labels (``return - lam * future cloud calls``, per step).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from langgraph_hera.accounting.pricing import GPT_4O, ModelPrice
 from langgraph_hera.policies.base import RouteInput
 from langgraph_hera.training.records import route_inputs_from_records, split_episodes
+from langgraph_hera.training.usd import OBJECTIVES, Objective, UsdObjective, episode_curve
 
 
 @dataclass
@@ -174,6 +176,8 @@ class ReplayLabels:
     harmless: int
     costly: int
     fatal: int
+    #: Each state's cloud call in USD (`langgraph_hera.training.usd.state_cloud_usd`).
+    usd: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
 
 def replay_labels(
@@ -184,6 +188,9 @@ def replay_labels(
     step_cost: float = 0.01,
     deviations: Sequence[Deviation] | None = None,
     on_progress: Any = None,
+    objective: Objective = "steps",
+    usd: UsdObjective | None = None,
+    price: ModelPrice = GPT_4O,
 ) -> ReplayLabels:
     """Label every state with an edge proposal by what letting the edge act would cost.
 
@@ -200,12 +207,20 @@ def replay_labels(
         step_cost: Price of one step (any model): breaks ties toward shorter episodes.
         deviations: Precomputed `deviation_values` of ``records`` (skips the replays).
         on_progress: Passed to `deviation_values`.
+        objective: ``"steps"`` (``lam`` and ``step_cost`` in success units,
+            `Deviation.needs_cloud`) or ``"usd"`` (`UsdObjective.needs_cloud` with each cloud
+            call's USD at its state, `langgraph_hera.training.usd`).
+        usd: The USD objective's prices (default `UsdObjective()`).
+        price: The cloud's list price, for states whose cloud call is priced from the prompt.
 
     Raises:
-        ValueError: ``lam`` or ``step_cost`` < 0.
+        ValueError: ``lam`` or ``step_cost`` < 0, or an unknown ``objective``.
     """
     if lam < 0 or step_cost < 0:
         raise ValueError(f"lam and step_cost must be >= 0, got {lam!r} and {step_cost!r}")
+    if objective not in OBJECTIVES:
+        raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
+    usd_objective = usd or UsdObjective()
     records = list(records)
     if deviations is None:
         deviations = deviation_values(records, env_factory, on_progress=on_progress)
@@ -213,8 +228,10 @@ def replay_labels(
     states: list[RouteInput] = []
     labels: list[float] = []
     seeds: list[int] = []
+    costs: list[float] = []
     agreed = harmless = costly = fatal = 0
     for e, ep in enumerate(split_episodes(records)):
+        curve = episode_curve(ep, price)
         for t, (ri, rec) in enumerate(zip(route_inputs_from_records(ep), ep, strict=True)):
             if rec.get("edge_action") is None:
                 continue
@@ -224,7 +241,10 @@ def replay_labels(
                 label = 0.0
             elif (e, step) in by_state:
                 dev = by_state[(e, step)]
-                label = 1.0 if dev.needs_cloud(lam, step_cost) else 0.0
+                if objective == "usd":
+                    label = 1.0 if usd_objective.needs_cloud(dev, curve) else 0.0
+                else:
+                    label = 1.0 if dev.needs_cloud(lam, step_cost) else 0.0
                 if dev.to_go_edge is None and dev.to_go_cloud is not None:
                     fatal += 1
                 elif label:
@@ -236,6 +256,7 @@ def replay_labels(
             states.append(ri)
             labels.append(label)
             seeds.append(seed)
+            costs.append(curve(t))
     return ReplayLabels(
         states=states,
         labels=np.asarray(labels),
@@ -245,4 +266,5 @@ def replay_labels(
         harmless=harmless,
         costly=costly,
         fatal=fatal,
+        usd=np.asarray(costs, dtype=np.float64),
     )

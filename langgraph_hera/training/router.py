@@ -26,12 +26,19 @@ from typing import Any, Literal
 
 import numpy as np
 
+from langgraph_hera.accounting.pricing import GPT_4O, ModelPrice
 from langgraph_hera.policies.base import RouteInput, RoutingPolicy
 from langgraph_hera.policies.hera import HeraRouter
 from langgraph_hera.training.classifier import auc_score, fit_router
-from langgraph_hera.training.records import imitation_dataset
+from langgraph_hera.training.records import imitation_dataset, split_episodes
 from langgraph_hera.training.replay import replay_labels
 from langgraph_hera.training.rl import ExploringPolicy, relabel
+from langgraph_hera.training.usd import (
+    Objective,
+    UsdObjective,
+    calibrate_usd,
+    records_usd,
+)
 
 #: How recorded steps are labelled: ``"agree"``: the edge may act where its action equals the
 #: cloud's (the paper's stage 1); ``"replay"``: where its action costs nothing, replayed with the
@@ -57,6 +64,9 @@ def label_records(
     step_cost: float = 0.01,
     what: str = "train",
     on_message: Message | None = None,
+    objective: Objective = "steps",
+    usd: UsdObjective | None = None,
+    price: ModelPrice = GPT_4O,
 ) -> tuple[list[RouteInput], np.ndarray]:
     """``(states, labels)`` of recorded steps (1 = needs the cloud).
 
@@ -64,20 +74,54 @@ def label_records(
         records: Step records of ``hera record --also-edge`` runs (or of rollouts).
         labels: ``"agree"`` or ``"replay"`` (see `Labels`).
         env_factory: A fresh environment of the records' suite (``"replay"`` only).
-        lam: Price of a cloud call in success units (``"replay"``).
-        step_cost: Price of one step (``"replay"``).
+        lam: Price of a cloud call in success units (``"replay"``, ``objective="steps"``).
+        step_cost: Price of one step (``"replay"``, ``objective="steps"``).
         what: Name of the data in messages (``"train"``, ``"dev"``, ``"round 1"``).
         on_message: Receives progress lines.
+        objective: ``"steps"`` or ``"usd"`` (replay labels priced in dollars, `UsdObjective`).
+        usd: The USD objective's prices (``objective="usd"``).
+        price: The cloud's list price (states priced from their recorded prompt).
 
     Raises:
         ValueError: Unknown ``labels``, or ``"replay"`` without an ``env_factory``.
     """
+    states, y, _ = label_records_usd(
+        records,
+        labels=labels,
+        env_factory=env_factory,
+        lam=lam,
+        step_cost=step_cost,
+        what=what,
+        on_message=on_message,
+        objective=objective,
+        usd=usd,
+        price=price,
+    )
+    return states, y
+
+
+def label_records_usd(
+    records: Sequence[dict[str, Any]],
+    *,
+    labels: Labels = "replay",
+    env_factory: Callable[[], Any] | None = None,
+    lam: float = 0.05,
+    step_cost: float = 0.01,
+    what: str = "train",
+    on_message: Message | None = None,
+    objective: Objective = "steps",
+    usd: UsdObjective | None = None,
+    price: ModelPrice = GPT_4O,
+) -> tuple[list[RouteInput], np.ndarray, np.ndarray]:
+    """`label_records` plus each state's cloud call in USD (`state_cloud_usd`), for
+    calibrating to a USD share or budget."""
     say = on_message or _quiet
     if labels not in LABELS:
         raise ValueError(f"labels must be one of {LABELS}, got {labels!r}")
     if labels == "agree":
         states, y, _ = imitation_dataset(records)
-        return states, y
+        costs = records_usd(split_episodes(records), lambda r: r.get("agree") is not None, price)
+        return states, y, costs
     if env_factory is None:
         raise ValueError("labels='replay' needs an env_factory to replay the recorded states")
 
@@ -85,12 +129,21 @@ def label_records(
         if done == total or done % 100 == 0:
             say(f"  replayed {done}/{total} {what} deviations")
 
-    rl = replay_labels(records, env_factory, lam=lam, step_cost=step_cost, on_progress=progress)
+    rl = replay_labels(
+        records,
+        env_factory,
+        lam=lam,
+        step_cost=step_cost,
+        on_progress=progress,
+        objective=objective,
+        usd=usd,
+        price=price,
+    )
     say(
         f"{what}: {len(rl.states)} states: edge agreed with the cloud {rl.agreed}; replayed: "
         f"free {rl.harmless}, at a cost {rl.costly}, fatal {rl.fatal}"
     )
-    return rl.states, rl.labels
+    return rl.states, rl.labels, rl.usd
 
 
 @dataclass
@@ -106,6 +159,9 @@ class RouterTrainingRun:
         dev_labels: Their labels.
         cloud_share: The share of ``dev_states`` sent to the cloud by the calibrated threshold.
         has_dev: Whether dev data was given (else the train states serve as dev).
+        dev_usd: Each dev state's cloud call in USD (calibration to USD).
+        usd_share: Calibrate to this share of the dev states' cloud USD instead.
+        usd_budget: Or to this USD budget on the dev states' cloud calls.
     """
 
     router: HeraRouter
@@ -116,6 +172,24 @@ class RouterTrainingRun:
     dev_labels: np.ndarray
     cloud_share: float
     has_dev: bool
+    dev_usd: np.ndarray | None = None
+    usd_share: float | None = None
+    usd_budget: float | None = None
+
+    def recalibrate(self) -> None:
+        """Set the router's threshold: to the USD share or budget when one is set (each dev
+        state weighed by its cloud USD, `calibrate_usd`), else to ``cloud_share`` of states."""
+        if self.usd_share is None and self.usd_budget is None:
+            self.router.calibrate(self.dev_states, self.cloud_share)
+            return
+        if self.dev_usd is None or len(self.dev_usd) != len(self.dev_states):
+            raise ValueError("calibrating to USD needs dev_usd, one cost per dev state")
+        scores = self.router.predict_proba(self.dev_states).tolist()
+        self.router.threshold = calibrate_usd(
+            scores, self.dev_usd.tolist(), share=self.usd_share, budget=self.usd_budget
+        )
+        cloud = self.router.predict_proba(self.dev_states) >= self.router.threshold
+        self.cloud_share = float(np.mean(cloud))
 
     def report(self, stage: str) -> str:
         """One line: data size, label share, dev AUC and the calibrated threshold."""
@@ -136,6 +210,10 @@ def fit_imitation(
     dev_states: Sequence[RouteInput] | None = None,
     dev_labels: np.ndarray | None = None,
     cloud_share: float | None = None,
+    usd: np.ndarray | None = None,
+    dev_usd: np.ndarray | None = None,
+    usd_share: float | None = None,
+    usd_budget: float | None = None,
 ) -> RouterTrainingRun:
     """Stage 1: fit ``router`` on labelled states and calibrate its threshold.
 
@@ -147,6 +225,10 @@ def fit_imitation(
         dev_labels: Their labels.
         cloud_share: Target share of cloud decisions on the calibration states; default: the
             share of states labelled cloud.
+        usd: Each state's cloud call in USD (calibration states when there is no dev data).
+        dev_usd: Each dev state's cloud call in USD.
+        usd_share: Calibrate to this share of the calibration states' cloud USD instead.
+        usd_budget: Or to this USD budget on their cloud calls.
 
     Raises:
         ValueError: No states, or ``cloud_share`` outside [0, 1].
@@ -168,8 +250,13 @@ def fit_imitation(
         dev_labels=np.asarray(dev_labels) if has_dev and dev_labels is not None else y,
         cloud_share=share,
         has_dev=has_dev,
+        dev_usd=np.asarray(dev_usd if has_dev else usd)
+        if (usd_share, usd_budget) != (None, None)
+        else None,
+        usd_share=usd_share,
+        usd_budget=usd_budget,
     )
-    router.calibrate(run.dev_states, share)
+    run.recalibrate()
     return run
 
 
@@ -186,6 +273,9 @@ class RLConfig:
             everything so far; ``"agree"``: `relabel` grouped identical states and warm-start.
         lam: Price of a cloud call in success units.
         step_cost: Price of one step (``"replay"``).
+        objective: ``"steps"`` or ``"usd"`` (replay labels, `langgraph_hera.training.usd`).
+        usd: The USD objective's prices.
+        price: The cloud's list price (states priced from their recorded prompt).
 
     Raises:
         ValueError: A count or rate out of range, or unknown ``labels``.
@@ -198,6 +288,9 @@ class RLConfig:
     labels: Labels = "replay"
     lam: float = 0.05
     step_cost: float = 0.01
+    objective: Objective = "steps"
+    usd: UsdObjective | None = None
+    price: ModelPrice = GPT_4O
 
     def __post_init__(self) -> None:
         if self.rounds < 0 or self.repeats < 1:
@@ -258,6 +351,9 @@ async def run_rl_rounds(
                 step_cost=config.step_cost,
                 what=f"round {k}",
                 on_message=say,
+                objective=config.objective,
+                usd=config.usd,
+                price=config.price,
             )
             new_weights = np.full(len(new_states), config.rl_weight)
             warm = False
@@ -274,6 +370,6 @@ async def run_rl_rounds(
         run.labels = np.concatenate([run.labels, new_labels])
         run.weights = np.concatenate([run.weights, new_weights])
         fit_router(router, run.states, run.labels, run.weights, warm_start=warm)
-        router.calibrate(run.dev_states, run.cloud_share)
+        run.recalibrate()
         say(run.report(f"round {k}"))
     return run

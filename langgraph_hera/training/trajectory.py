@@ -40,6 +40,7 @@ STEP_SCHEMA: dict[str, str] = {
     "action_logprob": "log-probability of the executed action (edge only)",
     "next_observation": "the environment's answer",
     "reward": "reward of the step",
+    "game_score": "the game's score after the step (EnvStep.score)",
     "done": "whether the episode ended at this step",
     "success": "whether the task was accomplished at this step",
     "input_tokens": "prompt tokens of the executed call",
@@ -48,8 +49,12 @@ STEP_SCHEMA: dict[str, str] = {
     "latency_ms": "wall time of the executed call",
     "decision_ms": "time the routing decision took",
     "episode_success": "whether the episode this step belongs to succeeded",
-    "cloud": "'expert stand-in' when the cloud was the offline stand-in",
+    "cloud": "what the cloud was when it was a stand-in: 'expert stand-in', or 'local LLM "
+    "stand-in for a cloud model (...)'",
 }
+#: Present only in some runs: ``cloud_prompt``, the cloud's prompt when its layout differs from
+#: the edge's (``--cloud-prompt-layout``), and ``expert_distance`` / ``expert_distance_before``
+#: (supervised runs).
 
 
 def iter_steps(path: str | Path) -> Iterator[dict[str, Any]]:
