@@ -124,15 +124,20 @@ def served(info_file: str, *, max_tokens: int, text_calls: bool) -> tuple[BaseCh
 def calibrated_threshold(spec: str, calibrate_from: str | None) -> float:
     """``threshold@SHARE``: the threshold at which SHARE of the calibration steps go to the cloud.
 
-    The scores are the routed steps of ``--calibrate-from`` (a JSONL of this script on another
-    split, e.g. dev ``always-edge``).
+    The steps are the records of ``--calibrate-from``, a `TraceStore` recorded on another split
+    (``--record`` with ``always-cloud``); each is scored by the ``stuck`` scorer on the same
+    `RouteInput` the router sees at decision time (`route_input_from_step`).
     """
     if not calibrate_from:
-        raise SystemExit(f"{spec} needs --calibrate-from DEV_RUN.jsonl")
-    rows = [json.loads(x) for x in Path(calibrate_from).read_text().splitlines() if x.strip()]
-    scores = [float(v) for r in rows for v in r.get("scores", [])]
-    if not scores:
-        raise SystemExit(f"no routed steps with scores in {calibrate_from}")
+        raise SystemExit(f"{spec} needs --calibrate-from TRACE_STORE (recorded on dev)")
+    from langgraph_hera.policies.baselines import stuck_score
+    from langgraph_hera.training.tool_router import route_input_from_step
+    from langgraph_hera.training.traces import TraceStore
+
+    steps = TraceStore(calibrate_from).steps()
+    if not steps:
+        raise SystemExit(f"no recorded steps in {calibrate_from}")
+    scores = [stuck_score(route_input_from_step(r)) for r in steps]
     return calibrate_threshold(scores, float(spec.split("@", 1)[1]))
 
 
@@ -307,7 +312,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--out", default="runs/bfcl/dev")
     ap.add_argument("--report", action="store_true")
-    ap.add_argument("--calibrate-from", default=None, help="JSONL whose step scores calibrate")
+    ap.add_argument(
+        "--calibrate-from", default=None, help="TraceStore (dev) that calibrates threshold@SHARE"
+    )
     ap.add_argument(
         "--record", default=None, help="also add each thread's steps to this TraceStore"
     )
