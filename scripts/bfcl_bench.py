@@ -258,7 +258,13 @@ def report(out: Path) -> str:
     rows = {f.stem: [json.loads(x) for x in f.read_text().splitlines() if x.strip()]
             for f in sorted(out.glob("*.jsonl"))}  # fmt: skip
     rows = {k: v for k, v in rows.items() if v}
+    shared = set.intersection(*({r["task"] for r in v} for v in rows.values())) if rows else set()
+    if not shared:
+        return "no tasks shared by every policy\n"
+    rows = {k: [r for r in v if r["task"] in shared] for k, v in rows.items()}
     lines = [
+        f"Tasks every policy ran: {len(shared)}.",
+        "",
         "| policy | cloud | tasks | task acc. | turn acc. | cloud-call share | USD | wall s/task |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
