@@ -272,18 +272,21 @@ def _train(args: argparse.Namespace) -> int:
         episodes = len({(r.get("suite"), r.get("seed")) for r in (dev or records)})
         usd_budget = usd_budget * episodes
     router = HeraRouter(spec=spec, hidden=args.hidden, edge_model=args.edge_id)
-    run = fit_imitation(
-        router,
-        states,
-        labels,
-        dev_states=dev_states,
-        dev_labels=dev_labels,
-        cloud_share=args.target_cloud_share,
-        usd=train_usd,
-        dev_usd=dev_usd,
-        usd_share=usd_share,
-        usd_budget=usd_budget,
-    )
+    try:
+        run = fit_imitation(
+            router,
+            states,
+            labels,
+            dev_states=dev_states,
+            dev_labels=dev_labels,
+            cloud_share=args.target_cloud_share,
+            usd=train_usd,
+            dev_usd=dev_usd,
+            usd_share=usd_share,
+            usd_budget=usd_budget,
+        )
+    except ValueError as exc:  # e.g. a USD target on recordings without prompts or costs
+        return _fail(str(exc))
     _say(run.report("stage 1 (imitation)"))
     if args.rounds:
         # The imitation-only router too, for the IL vs IL+RL ablation.

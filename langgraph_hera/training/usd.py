@@ -15,9 +15,11 @@ With ``objective="usd"`` each choice is valued in USD (`UsdObjective`)::
 i.e. the task's return priced at the failure penalty (``return - lam x cost`` with return in
 USD). A cloud call's USD is its real token cost at that state: the recorded call's ``usd`` where
 the cloud ran the step, else the recorded prompt's tokens (``cloud_prompt``, or ``prompt``) at
-the cloud's input price plus a short reply at its output price (`state_cloud_usd`). A
-continuation's calls are priced by step index from the same episode's per-step costs (prompts
-grow with the episode), extrapolated linearly past its end (`CostCurve`). Under edge-first
+the cloud's input price plus a short reply at its output price (`state_cloud_usd`). The
+continuation's ``j``-th call after the state is priced at the state's own cost plus ``j`` times
+the episode's growth per step (the least-squares slope of its per-step costs, never negative:
+prompts grow with the episode layout, hardly with the window), `CostCurve.ahead`; so a wasted
+step costs one more cloud call of the grown size. Under edge-first
 routing every cloud step also pays an edge proposal (``edge_usd_per_call``, 0 by default: the
 edge runs on hardware already paid for).
 """
@@ -72,9 +74,10 @@ class UsdObjective:
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
 
-    def needs_cloud(self, deviation: Any, cost: Callable[[int], float]) -> bool:
-        """Whether the cloud is the cheaper choice at ``deviation``'s state (a `Deviation`);
-        ``cost(i)`` is the USD of a cloud call at step index ``i`` (`CostCurve`).
+    def needs_cloud(self, deviation: Any, cost: CostCurve) -> bool:
+        """Whether the cloud is the cheaper choice at ``deviation``'s state (a
+        `langgraph_hera.training.replay.Deviation`); ``cost.ahead(t, j)`` prices the cloud call
+        ``j`` steps after state ``t`` (`CostCurve`).
 
         Ties go to the edge, like the ``steps`` objective.
         """
@@ -82,7 +85,7 @@ class UsdObjective:
         if k_c is None:
             return False  # nothing wins from here either way: the cheaper choice
         proposal = self.edge_usd_per_call if self.edge_first else 0.0
-        cloud_usd = sum(cost(t + j) + proposal for j in range(k_c))
+        cloud_usd = sum(cost.ahead(t, j) + proposal for j in range(k_c))
         v_cloud = -self.lam_usd * cloud_usd - self.step_cost_usd * k_c
         if k_e is None:  # fatal: one edge step, then unsolved
             v_edge = (
@@ -92,7 +95,7 @@ class UsdObjective:
             )
         else:
             edge_usd = self.edge_usd_per_call + sum(
-                cost(t + j) + proposal for j in range(1, k_e + 1)
+                cost.ahead(t, j) + proposal for j in range(1, k_e + 1)
             )
             v_edge = -self.lam_usd * edge_usd - self.step_cost_usd * (1 + k_e)
         return v_cloud > v_edge
@@ -124,13 +127,20 @@ def state_cloud_usd(record: dict[str, Any], price: ModelPrice = GPT_4O) -> float
 
 
 class CostCurve:
-    """USD of a cloud call by step index in one episode: the recorded states' costs, then a
-    linear extrapolation past the last (the mean growth per step, never negative)."""
+    """USD of a cloud call by step in one episode: ``curve(i)`` is the recorded state ``i``'s
+    cost (extrapolated past the last); ``curve.ahead(t, j)`` prices the call ``j`` steps after
+    state ``t``: state ``t``'s cost plus ``j`` times ``growth``, the least-squares slope of the
+    episode's costs per step (never negative)."""
 
     def __init__(self, costs: Sequence[float]) -> None:
         self.costs = [float(c) for c in costs]
         n = len(self.costs)
-        self.growth = max(0.0, (self.costs[-1] - self.costs[0]) / (n - 1)) if n > 1 else 0.0
+        self.growth = 0.0
+        if n > 1:
+            x = np.arange(n, dtype=np.float64)
+            y = np.asarray(self.costs)
+            slope = float(((x - x.mean()) * (y - y.mean())).sum() / ((x - x.mean()) ** 2).sum())
+            self.growth = max(0.0, slope)
 
     def __call__(self, i: int) -> float:
         if not self.costs:
@@ -138,6 +148,10 @@ class CostCurve:
         if i < len(self.costs):
             return self.costs[max(0, i)]
         return self.costs[-1] + (i - len(self.costs) + 1) * self.growth
+
+    def ahead(self, t: int, j: int) -> float:
+        """The cloud call ``j`` steps after state ``t``."""
+        return self(t) + j * self.growth
 
 
 def episode_curve(episode: Sequence[dict[str, Any]], price: ModelPrice = GPT_4O) -> CostCurve:

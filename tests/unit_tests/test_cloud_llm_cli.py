@@ -129,3 +129,50 @@ def test_train_and_record_accept_the_cloud_options() -> None:
             "--cloud-model", SERVED, "--prompt-layout", "episode",
         ])  # fmt: skip
         assert args.cloud == "local-llm" and args.prompt_layout == "episode"
+
+
+def test_train_objectives_and_usd_calibration_on_real_twc_games(tmp_path, capsys) -> None:
+    """--objective steps gives today's labels; usd prices them in dollars; the threshold can be
+    calibrated to a USD share or a USD budget per dev episode."""
+    import re
+
+    from langgraph_hera.policies import HeraRouter
+    from tests.conftest import write_wasteful_edge_recording
+
+    write_wasteful_edge_recording(tmp_path / "train", [0, 2])
+    write_wasteful_edge_recording(tmp_path / "dev", [10000])
+    out = tmp_path / "x.npz"
+    argv = ["train", "--data", str(tmp_path / "train"), "--out", str(out)]
+    # Without prompts or costs in the recording there are no dollars to calibrate on.
+    assert main([*argv, "--target-cloud-usd-share", "0.5", "--hash-dim", "32"]) == 2
+    assert "record no cloud USD" in capsys.readouterr().err
+    for split in ("train", "dev"):  # the prompts the cloud saw, priced by their tokens
+        path = tmp_path / split / "steps.jsonl"
+        rows = [json.loads(x) for x in path.read_text().splitlines()]
+        for r in rows:
+            r["prompt"] = f"Task: {r['task']}\nObservation: {r['observation']}\nAction:"
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    base = [
+        "train", "--data", str(tmp_path / "train"), "--dev-data", str(tmp_path / "dev"),
+        "--text-fields", "edge_action", "--hash-dim", "32",
+    ]  # fmt: skip
+    counts = {}
+    for objective in ("steps", "usd"):
+        out = tmp_path / f"{objective}.npz"
+        assert main([*base, "--out", str(out), "--objective", objective]) == 0
+        err = capsys.readouterr().err
+        assert f"objective {objective}:" in err
+        counts[objective] = re.search(r"train: .*fatal \d+", err).group(0)
+        assert HeraRouter(out).info["objective"] == objective
+    # Every wasted "look around" costs a step either way: the same labels here.
+    assert counts["steps"] == counts["usd"]
+    out = tmp_path / "share.npz"
+    assert main([*base, "--out", str(out), "--target-cloud-usd-share", "0.5"]) == 0
+    assert HeraRouter(out).info["target_cloud_usd_share"] == 0.5
+    out = tmp_path / "budget.npz"
+    assert main([*base, "--out", str(out), "--target-cloud-usd-per-episode", "0"]) == 0
+    router = HeraRouter(out)
+    assert router.info["target_cloud_usd_budget"] == 0.0 and router.info["cloud_share"] == 0.0
+    rc = main([*base, "--out", str(out), "--target-cloud-share", "0.3",
+               "--target-cloud-usd-share", "0.3"])  # fmt: skip
+    assert rc == 2 and "give at most one of" in capsys.readouterr().err

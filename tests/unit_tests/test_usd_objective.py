@@ -99,7 +99,8 @@ def test_usd_objective() -> None:
 def test_cost_curve_extrapolates() -> None:
     c = CostCurve([1.0, 2.0, 3.0])
     assert [c(i) for i in range(5)] == [1.0, 2.0, 3.0, 4.0, 5.0]
-    assert CostCurve([3.0, 1.0])(5) == 1.0  # never shrinking past the end
+    assert CostCurve([3.0, 1.0])(5) == 1.0 and CostCurve([3.0, 1.0]).growth == 0.0
+    assert CostCurve([1.0, 2.0, 3.0]).ahead(0, 2) == 3.0
     assert CostCurve([])(3) == 0.0
 
 
