@@ -117,7 +117,7 @@ def test_cached_frozen_layers_give_the_full_models_outputs(base_dir) -> None:
     import torch
     from transformers import AutoModelForCausalLM
 
-    from langgraph_hera.adapt import _frozen_prefix_states, _skip_frozen_layers
+    from langgraph_hera.training.lora import _frozen_prefix_states, _skip_frozen_layers
 
     model = AutoModelForCausalLM.from_pretrained(str(base_dir), dtype=torch.float32)
     seqs = [list(range(100, 140)), list(range(300, 325))]
