@@ -338,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
         ids = split_ids(args.split, sizes="full" if args.sizes == "full" else None)
     ids = ids[: args.limit] if args.limit else ids
     if args.replay_traces:
-        from langgraph_hera.training.traces import replay_traces
+        from langgraph_hera.training.trace_replay import replay_traces
 
         if not args.edge:
             raise SystemExit("--replay-traces needs --edge")

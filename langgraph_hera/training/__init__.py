@@ -68,15 +68,17 @@ from langgraph_hera.training.tool_router import (
     route_input_from_step,
     train_on_traces,
 )
+from langgraph_hera.training.trace_replay import (
+    ReplaySummary,
+    areplay_traces,
+    replay_traces,
+    replay_traces_ray,
+)
 from langgraph_hera.training.traces import (
     REPLAY_SCHEMA,
     TRACE_SCHEMA,
-    ReplaySummary,
     TraceStore,
-    areplay_traces,
     record_thread,
-    replay_traces,
-    replay_traces_ray,
     steps_from_messages,
     steps_from_state,
 )
