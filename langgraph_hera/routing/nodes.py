@@ -353,7 +353,9 @@ def episode_prompt(
         scored.append((rec, running, running - before))
     current = state.get("score")
     score_now = float(current) if current is not None else running
-    lines.append(f"Score so far: {_fmt_score(score_now)}")
+    lines.append(
+        f"Score so far: {_fmt_score(score_now)} (it rises with each part of the task done)"
+    )
     if scored:
         cut = max(0, len(scored) - max(0, full_steps))
         if cut:
@@ -370,18 +372,55 @@ def episode_prompt(
                 f"Step {i}: > {rec['action']}\n{clip_text(rec.get('next_observation', ''), 300)}"
                 f"\nScore: {_fmt_score(after)} ({_change(change)})"
             )
-        done = [r["action"] for r, _, d in scored if d > 0]
-        if done:
-            lines.append("Already done (each raised the score): " + "; ".join(done))
-        tried = list(dict.fromkeys(r["action"] for r, _, d in scored if d <= 0))
-        if tried:
-            lines.append("Tried without raising the score: " + "; ".join(tried))
+        lines += _progress_lines(scored)
     lines.append(f"Observation: {clip_text(state.get('observation', ''))}")
     valid = state.get("valid_actions") or []
     if valid:
         lines.append("Valid actions: " + " | ".join(valid))
     lines.append("Action:")
     return [SystemMessage(EPISODE_SYSTEM_PROMPT), HumanMessage("\n".join(lines))]
+
+
+def _progress_lines(scored: Sequence[tuple[dict[str, Any], float, float]]) -> list[str]:
+    """What the score says about the episode so far: the progress made (actions that raised the
+    score to a new best), the actions that lowered it (undoing progress), those that changed
+    nothing, and a warning when the agent goes round in a loop or has stalled."""
+    best, best_step, new_best = 0.0, 0, []
+    for i, (rec, after, delta) in enumerate(scored, start=1):
+        if delta > 0 and after > best:
+            best, best_step = after, i
+            new_best.append(rec["action"])
+    lines = []
+    if new_best:
+        lines.append(
+            "Progress made (each raised the score to a new best; keep it, do not undo it): "
+            + "; ".join(dict.fromkeys(new_best))
+        )
+    lowered = list(dict.fromkeys(r["action"] for r, _, d in scored if d < 0))
+    if lowered:
+        lines.append("Lowered the score (undid progress; avoid): " + "; ".join(lowered))
+    nothing = list(dict.fromkeys(r["action"] for r, _, d in scored if d == 0))
+    if nothing:
+        lines.append("Changed nothing: " + "; ".join(nothing))
+    actions = [r["action"] for r, _, _ in scored]
+    for k in (1, 2, 3):
+        if (
+            len(actions) >= 2 * k + k
+            and actions[-k:] == actions[-2 * k : -k] == actions[-3 * k : -2 * k]
+        ):
+            loop = ", ".join(actions[-k:])
+            lines.append(
+                f"Warning: you are going round in a loop ({loop}, again and again) and it makes "
+                "no progress. Do something different: an action you have not tried yet."
+            )
+            break
+    stalled = len(scored) - best_step
+    if stalled >= 6:
+        lines.append(
+            f"The score has not reached a new best for {stalled} steps (best {_fmt_score(best)} at "
+            f"step {best_step}): try actions you have not tried, e.g. explore elsewhere."
+        )
+    return lines
 
 
 def _change(delta: float) -> str:

@@ -32,20 +32,36 @@ def _state(actions: list[tuple[str, float]], turn: str = "e1") -> dict:
 
 
 def test_episode_prompt_shows_scores_and_actions_done() -> None:
-    state = _state([("take coat", 1.0), ("put coat in book case", 0.0), ("take coat", 0.0)])
+    # The loop: take the coat, put it in the book case, take it again.
+    state = _state([
+        ("take coat", 1.0), ("put coat in book case", 0.0), ("take coat", 0.0),
+        ("put coat in wardrobe", 1.0), ("take coat", -1.0),
+    ])  # fmt: skip
     system, human = episode_prompt(state)
     assert system.content == EPISODE_SYSTEM_PROMPT
     text = human.content
-    assert "Score so far: 1" in text
+    assert "Score so far: 1 " in text
     assert "Step 1: > take coat\nobs after take coat\nScore: 1 (+1)" in text
+    step2 = "Step 2: > put coat in book case\nobs after put coat in book case\nScore: 1 (no change)"
+    assert step2 in text
+    assert "Step 5: > take coat\nobs after take coat\nScore: 1 (-1)" in text
     assert (
-        "Step 2: > put coat in book case\nobs after put coat in book case\nScore: 1 (no change)"
-        in text
-    )
-    assert "Already done (each raised the score): take coat" in text
-    assert "Tried without raising the score: put coat in book case; take coat" in text
+        "Progress made (each raised the score to a new best; keep it, do not undo it): "
+        "take coat; put coat in wardrobe"
+    ) in text
+    assert "Lowered the score (undid progress; avoid): take coat" in text
+    assert "Changed nothing: put coat in book case; take coat" in text
+    assert "loop" not in text
     assert text.endswith("Valid actions: take coat | look around\nAction:")
     assert layout_prompt(state, "episode") == [system, human]
+
+
+def test_episode_prompt_warns_of_loops_and_stalls() -> None:
+    steps = [("take coat", 1.0), ("put coat in basket", 1.0)]
+    steps += [("take coat", -1.0), ("put coat in basket", 1.0)] * 3
+    text = episode_prompt(_state(steps))[-1].content
+    assert "going round in a loop (take coat, put coat in basket, again and again)" in text
+    assert "not reached a new best for 6 steps (best 2 at step 2)" in text
 
 
 def test_episode_prompt_summarises_long_episodes() -> None:
