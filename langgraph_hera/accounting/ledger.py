@@ -148,6 +148,20 @@ class CostLedger:
     def __len__(self) -> int:
         return len(self.entries)
 
+    def for_turn(self, turn: str | None = None) -> CostLedger:
+        """The entries of one run (turn) of the thread: ``turn`` is the run's id (the ``turn``
+        of its decisions and entries); ``None``: the latest run in the ledger.
+
+        A thread's ledger accumulates over every turn; per-run caps count only the current
+        run's entries, and this is the view that matches them.
+
+        Example:
+            >>> CostLedger(out["ledger"]).for_turn().summary()  # this turn only
+        """
+        if turn is None:
+            turn = next((e.get("turn") for e in reversed(self.entries) if e.get("turn")), None)
+        return CostLedger(e for e in self.entries if e.get("turn") == turn)
+
     def _select(self, target: str | None) -> list[LedgerEntry]:
         return [e for e in self.entries if target is None or e["target"] == target]
 

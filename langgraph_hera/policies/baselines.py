@@ -200,14 +200,24 @@ def stuck_score(route_input: RouteInput) -> float:
     """A model-free per-step difficulty score in [0, 1].
 
     Rises when the agent repeats itself (same last action or same observation text seen again),
-    when the previous step failed to parse, and slowly with the step index (long episodes are
-    the ones going wrong).
+    when the previous step failed to parse or its tool call returned an error (tool-calling
+    agents: ``extra["last_tool_error"]``), and slowly with the step index (long episodes are
+    the ones going wrong). 0.119 at step 0 with nothing wrong; one repeat or a failed step takes
+    it past 0.3, two past 0.6.
     """
     extra = route_input.extra
     repeats = float(extra.get("action_repeats", 0))
     obs_repeats = float(extra.get("observation_repeats", 0))
     invalid = 1.0 if extra.get("last_action_valid") is False else 0.0
-    z = -2.0 + 1.2 * repeats + 0.8 * obs_repeats + 1.5 * invalid + 0.04 * route_input.step
+    failed_tool = 1.0 if extra.get("last_tool_error") else 0.0
+    z = (
+        -2.0
+        + 1.2 * repeats
+        + 0.8 * obs_repeats
+        + 1.5 * invalid
+        + 1.5 * failed_tool
+        + 0.04 * route_input.step
+    )
     return 1.0 / (1.0 + math.exp(-z))
 
 
@@ -254,7 +264,10 @@ class ThresholdRouter(RoutingPolicy):
             self._scorer = scorer
         else:
             raise ValueError(f"scorer must be a callable or a name, got {scorer!r}")
-        self.threshold = float(threshold)
+        try:
+            self.threshold = float(threshold)
+        except (TypeError, ValueError):
+            raise ValueError(f"threshold must be a number, got {threshold!r}") from None
         self.uses_edge_proposal = self.scorer_name == "edge-uncertainty"
 
     def score(self, route_input: RouteInput) -> float:
@@ -262,7 +275,12 @@ class ThresholdRouter(RoutingPolicy):
 
     def reason(self, route_input: RouteInput, score: float, target: Target) -> str:
         op = ">=" if target == "cloud" else "<"
-        return f"{self.scorer_name} score {score:.3f} {op} threshold {self.threshold:.3f}"
+        name = self.scorer_name
+        if name == "edge-uncertainty" and route_input.edge_logprob is None:
+            # Without an edge proposal (chat agents: the edge does not answer first) the edge's
+            # doubt is unknown; say so instead of naming a signal that was not measured.
+            name = "stuck (no edge proposal for edge-uncertainty)"
+        return f"{name} score {score:.3f} {op} threshold {self.threshold:.3f}"
 
     @classmethod
     def calibrated(

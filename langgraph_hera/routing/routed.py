@@ -12,6 +12,7 @@ calls end.
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any, Literal
@@ -24,6 +25,7 @@ from langchain_core.callbacks import (
 )
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.messages.tool import tool_call_chunk
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable, RunnableConfig
 from langchain_core.runnables.config import var_child_runnable_config
@@ -159,10 +161,14 @@ class _Call:
         return self.decision["target"]
 
     def config(self) -> RunnableConfig:
+        # ``nostream``: the inner model's tokens never reach ``stream_mode="messages"`` (the
+        # routed model emits them, once, and the edge's only after its reply is checked). The
+        # tag is on the config too because ``BaseChatModel.stream`` gives ``_stream`` no run
+        # manager, so there are no child callbacks to carry it.
         return {
             "callbacks": self.callbacks,
             "metadata": decision_metadata(self.decision),
-            "tags": [f"hera:{self.target}"],
+            "tags": [f"hera:{self.target}", _NOSTREAM],
         }
 
     def record(self, target: Target, reply: BaseMessage | None, error: str | None) -> None:
@@ -253,10 +259,30 @@ class _Call:
 
 def _as_chunk(chunk: BaseMessage) -> AIMessageChunk:
     """An inner model's chunk as a middle chunk of the routed stream (the routed model's own
-    last chunk closes it)."""
+    last chunk closes it). A whole message (a model that does not stream) keeps its tool calls,
+    usage and metadata: its calls become tool-call chunks with their raw arguments."""
     if isinstance(chunk, AIMessageChunk):
         return chunk.model_copy(update={"chunk_position": None})
-    return AIMessageChunk(content=chunk.content)
+    if not isinstance(chunk, AIMessage):
+        return AIMessageChunk(content=chunk.content)
+    calls = [
+        tool_call_chunk(name=c["name"], args=json.dumps(c["args"]), id=c.get("id"), index=i)
+        for i, c in enumerate(chunk.tool_calls)
+    ]
+    calls += [
+        tool_call_chunk(
+            name=c.get("name"), args=c.get("args"), id=c.get("id"), index=len(calls) + i
+        )
+        for i, c in enumerate(chunk.invalid_tool_calls)
+    ]
+    return AIMessageChunk(
+        content=chunk.content,
+        additional_kwargs=chunk.additional_kwargs,
+        response_metadata=chunk.response_metadata,
+        usage_metadata=chunk.usage_metadata,
+        tool_call_chunks=calls,
+        id=chunk.id,
+    )
 
 
 class RoutedChatModel(BaseChatModel):

@@ -310,3 +310,21 @@ def test_cache_hit_marker_is_defined_in_accounting_and_reexported() -> None:
     assert _markers.is_cache_hit(hit)
     e = entry_from_message(hit, step=0, target="edge", latency_ms=1)
     assert e["cache_hit"] is True and e["energy_j"] == 0.0
+
+
+def test_ledger_for_turn_selects_one_run_of_the_thread() -> None:
+    from langgraph_hera.accounting import CostLedger
+
+    def entry(turn: str, target: str, usd: float) -> dict:
+        return {
+            "step": 0, "target": target, "model": "m", "input_tokens": 1, "cached_tokens": 0,
+            "output_tokens": 1, "usd": usd, "energy_j": 0.0, "latency_ms": 1.0, "ok": True,
+            "turn": turn,
+        }  # fmt: skip
+
+    entries = [entry("a", "cloud", 0.5), entry("b", "cloud", 0.25), entry("b", "edge", 0)]
+    ledger = CostLedger(entries)
+    assert ledger.cloud_calls == 2
+    assert ledger.for_turn().cloud_usd == 0.25 and len(ledger.for_turn()) == 2
+    assert ledger.for_turn("a").cloud_usd == 0.5
+    assert len(ledger.for_turn("missing")) == 0

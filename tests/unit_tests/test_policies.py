@@ -172,3 +172,27 @@ def test_calibrate_threshold_realises_the_nearest_achievable_share(
     achievable = {0} | {_realised(scores, s) for s in scores}
     best = min(achievable, key=lambda c: (abs(Fraction(c, n) - Fraction(share)), c))
     assert _realised(scores, t) == best
+
+
+def test_stuck_score_sees_a_failed_tool_call_and_the_reason_names_the_signal_used() -> None:
+    from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+
+    from langgraph_hera.policies import ThresholdRouter
+    from langgraph_hera.routing.features import route_input_from_messages
+
+    call = AIMessage("", tool_calls=[{"name": "add", "args": {}, "id": "c1"}])
+    ok = route_input_from_messages([HumanMessage("q"), call, ToolMessage("3", tool_call_id="c1")])
+    bad = route_input_from_messages(
+        [
+            HumanMessage("q"),
+            call,
+            ToolMessage("error: missing a", tool_call_id="c1", status="error"),
+        ]
+    )
+    router = ThresholdRouter(0.3)  # edge-uncertainty: no edge proposal in a chat
+    assert router.decide(ok)["target"] == "edge"
+    decision = router.decide(bad)
+    assert decision["target"] == "cloud" and decision["score"] > 0.3
+    assert decision["reason"].startswith("stuck (no edge proposal for edge-uncertainty) score")
+    with pytest.raises(ValueError, match="threshold must be a number, got 'high'"):
+        ThresholdRouter("high")  # type: ignore[arg-type]

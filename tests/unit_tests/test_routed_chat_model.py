@@ -166,3 +166,40 @@ def test_works_inside_create_agent(scripted) -> None:
     assert out["messages"][-1].content == "3"
     assert [d["target"] for d in route_log(out["messages"])] == ["edge", "edge"]
     assert [d["step"] for d in route_log(out["messages"])] == [0, 1]
+
+
+@pytest.mark.parametrize("policy", ["always-edge", "always-cloud"])
+def test_streams_each_reply_once_inside_create_agent(policy: str) -> None:
+    """The inner model's tokens are not streamed besides the routed model's (found by a
+    new-user trial: every reply arrived twice under stream_mode="messages")."""
+    from langchain.agents import create_agent
+    from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    edge = GenericFakeChatModel(messages=iter([AIMessage("edge answer one")]))
+    cloud = GenericFakeChatModel(messages=iter([AIMessage("cloud answer two")]))
+    agent = create_agent(
+        RoutedChatModel(edge=edge, cloud=cloud, policy=policy), checkpointer=InMemorySaver()
+    )
+    config = {"configurable": {"thread_id": "once"}}
+    streamed = "".join(
+        str(chunk.content)
+        for chunk, _ in agent.stream({"messages": [("user", "hi")]}, config, stream_mode="messages")
+    )
+    final = agent.get_state(config).values["messages"][-1]
+    assert streamed == final.content
+    assert final.content == ("edge answer one" if policy == "always-edge" else "cloud answer two")
+
+
+def test_a_model_that_does_not_stream_keeps_its_tool_calls_on_a_stream(scripted) -> None:
+    call = AIMessage("", tool_calls=[{"name": "add", "args": {"a": 1, "b": 2}, "id": "t1"}])
+    edge = scripted(call, name="edge")  # ScriptedChat has no _stream: one whole message
+    model = RoutedChatModel(edge=edge, cloud=scripted(name="gpt-4o"), policy="always-edge")
+    merged = None
+    for chunk in model.stream("1+2?"):
+        merged = chunk if merged is None else merged + chunk
+    assert merged is not None
+    assert merged.tool_calls == [
+        {"name": "add", "args": {"a": 1, "b": 2}, "id": "t1", "type": "tool_call"}
+    ]
+    assert merged.usage_metadata and merged.usage_metadata["input_tokens"] == 11
