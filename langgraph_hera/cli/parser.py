@@ -21,8 +21,18 @@ PROMPT_LAYOUT_CHOICES = ("window", "episode")
 DESCRIPTION = (
     "hera serve (edge server), hera run (routed episodes), hera record (trajectories for "
     "training routers), hera bench (policies compared), hera supervise, hera profile, "
-    "hera adapt, hera train"
+    "hera adapt, hera train (a router from game recordings or your agent's traces), "
+    "hera calibrate (a router's threshold on dev traces), hera report (a router against the "
+    "baselines on held-out traces)"
 )
+
+
+def _with_defaults(add_parser):  # type: ignore[no-untyped-def]  # argparse's own signature
+    def add(*args, **kwargs):  # type: ignore[no-untyped-def]
+        kwargs.setdefault("formatter_class", argparse.ArgumentDefaultsHelpFormatter)
+        return add_parser(*args, **kwargs)
+
+    return add
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,6 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hera", description=DESCRIPTION)
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     sub = parser.add_subparsers(dest="command", required=True)
+    # Every sub-command shows its defaults in --help.
+    sub.add_parser = _with_defaults(sub.add_parser)  # type: ignore[method-assign]
 
     serve = sub.add_parser("serve", help="serve the edge model (OpenAI-compatible) until stopped")
     serve.add_argument("--backend", default="auto", choices=["auto", "vllm", "llamacpp"])

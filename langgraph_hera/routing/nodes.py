@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import difflib
 import time
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any
 
 from langchain_core.language_models import LanguageModelInput
 from langchain_core.messages import (
     AIMessage,
     AIMessageChunk,
     BaseMessage,
-    HumanMessage,
     SystemMessage,
     message_chunk_to_message,
 )
@@ -31,6 +29,23 @@ from langgraph_hera.models.retry import (
     cloud_retry_policy,
     retry_note,
 )
+from langgraph_hera.routing.action_prompts import (
+    ACTION_SYSTEM_PROMPT,
+    EPISODE_FULL_STEPS,
+    EPISODE_SYSTEM_PROMPT,
+    HISTORIES,
+    PROMPT_LAYOUTS,
+    PromptLayout,
+    action_prompt,
+    clip_text,
+    episode_prompt,
+    layout_prompt,
+    messages_prompt,
+    normalize_action,
+    parse_action,
+    run_trajectory,
+    since_reset_prompt,
+)
 from langgraph_hera.routing.decide import current_context
 from langgraph_hera.routing.decoding import (
     EdgeDecoding,
@@ -46,6 +61,27 @@ from langgraph_hera.state import LedgerEntry, Target
 from langgraph_hera.tracing import decision_config, trace_cost
 
 logger = get_logger(__name__)
+
+__all__ = [
+    "ACTION_SYSTEM_PROMPT",
+    "ChatRunnable",
+    "EPISODE_FULL_STEPS",
+    "EPISODE_SYSTEM_PROMPT",
+    "HISTORIES",
+    "PROMPT_LAYOUTS",
+    "PromptLayout",
+    "action_prompt",
+    "clip_text",
+    "create_action_node",
+    "create_model_node",
+    "episode_prompt",
+    "layout_prompt",
+    "messages_prompt",
+    "normalize_action",
+    "parse_action",
+    "run_trajectory",
+    "since_reset_prompt",
+]
 
 ChatRunnable = Runnable[LanguageModelInput, BaseMessage]
 
@@ -276,255 +312,7 @@ def create_model_node(
 
 
 # --------------------------------------------------------------------------- text actions
-
-ACTION_SYSTEM_PROMPT = (
-    "You are an agent in a text environment. Read the task, the recent history and the current "
-    "observation, then reply with exactly one action, copied from the list of valid actions. "
-    "Reply with the action only."
-)
-
-
-def run_trajectory(state: dict[str, Any]) -> list[dict[str, Any]]:
-    """The trajectory records of the current run (episode): ``trajectory`` accumulates over the
-    thread, each record naming its run in ``turn``."""
-    turn = state.get("turn")
-    return [r for r in state.get("trajectory") or [] if r.get("turn") == turn]
-
-
-def action_prompt(state: dict[str, Any], *, history_window: int = 4) -> list[BaseMessage]:
-    """The messages a model sees for one text-action step."""
-    lines = [f"Task: {state.get('task', '')}"]
-    past = run_trajectory(state)[-history_window:]
-    if past:
-        lines.append("Recent steps:")
-        lines += [f"> {p['action']}\n{clip_text(p['next_observation'])}" for p in past]
-    lines.append(f"Observation: {clip_text(state.get('observation', ''))}")
-    valid = state.get("valid_actions") or []
-    if valid:
-        lines.append("Valid actions: " + " | ".join(valid))
-    lines.append("Action:")
-    return [SystemMessage(ACTION_SYSTEM_PROMPT), HumanMessage("\n".join(lines))]
-
-
-#: How an action node lays out its prompt (see `create_action_node`): ``"window"`` (the last
-#: ``history_window`` steps, `action_prompt`; the layout the shipped SmolLM2 adapter was
-#: trained on), ``"messages"`` (the whole context since the last reset as a chat,
-#: `messages_prompt`), ``"since-reset"`` (that context in one message, `since_reset_prompt`),
-#: ``"episode"`` (the whole episode with the game's score after every step and the actions
-#: already done, `episode_prompt`: for general LLMs).
-PromptLayout = Literal["window", "messages", "since-reset", "episode"]
-PROMPT_LAYOUTS: tuple[PromptLayout, ...] = ("window", "messages", "since-reset", "episode")
-
-EPISODE_SYSTEM_PROMPT = (
-    "You are playing a text adventure game. Each turn you see the task, every step taken so "
-    "far with the game's score after it, and the current observation. The score goes up when "
-    "an action makes progress on the task; an action that left the score unchanged did not "
-    "help, and an action already done does not need doing again. Choose the next action that "
-    "makes progress. Reply with exactly one action copied from the list of valid actions, and "
-    "nothing else."
-)
-#: Steps `episode_prompt` shows in full (older ones go into a compact list of actions).
-EPISODE_FULL_STEPS = 10
-
-
-def _fmt_score(x: float) -> str:
-    return f"{x:g}"
-
-
-def episode_prompt(
-    state: dict[str, Any], *, full_steps: int = EPISODE_FULL_STEPS
-) -> list[BaseMessage]:
-    """The messages of the ``"episode"`` layout: the task, the game's current score, every
-    step of the episode (the last ``full_steps`` with their observations, earlier ones as a
-    compact list of actions with their score changes), the actions that raised the score
-    (already done), the current observation and the valid actions.
-
-    The score after each step is the record's ``game_score`` (cumulative rewards for records
-    without one). Bounded: at most ``full_steps`` observations are shown.
-    """
-    past = run_trajectory(state)
-    lines = [f"Task: {state.get('task', '')}"]
-    scored: list[tuple[dict[str, Any], float, float]] = []  # (record, score after, change)
-    running = 0.0
-    for rec in past:
-        before = running
-        after = rec.get("game_score")
-        running = float(after) if after is not None else before + float(rec.get("reward") or 0)
-        scored.append((rec, running, running - before))
-    current = state.get("score")
-    score_now = float(current) if current is not None else running
-    lines.append(
-        f"Score so far: {_fmt_score(score_now)} (it rises with each part of the task done)"
-    )
-    if scored:
-        cut = max(0, len(scored) - max(0, full_steps))
-        if cut:
-            lines.append(f"Earlier steps (1-{cut}), action and score change:")
-            lines.append(
-                "; ".join(
-                    f"{i + 1}. {r['action']} ({_change(d)})"
-                    for i, (r, _, d) in enumerate(scored[:cut])
-                )
-            )
-        lines.append(f"Steps so far ({len(scored)}):" if not cut else "Latest steps:")
-        for i, (rec, after, change) in enumerate(scored[cut:], start=cut + 1):
-            lines.append(
-                f"Step {i}: > {rec['action']}\n{clip_text(rec.get('next_observation', ''), 300)}"
-                f"\nScore: {_fmt_score(after)} ({_change(change)})"
-            )
-        lines += _progress_lines(scored)
-    lines.append(f"Observation: {clip_text(state.get('observation', ''))}")
-    valid = state.get("valid_actions") or []
-    if valid:
-        lines.append("Valid actions: " + " | ".join(valid))
-    lines.append("Action:")
-    return [SystemMessage(EPISODE_SYSTEM_PROMPT), HumanMessage("\n".join(lines))]
-
-
-def _progress_lines(scored: Sequence[tuple[dict[str, Any], float, float]]) -> list[str]:
-    """What the score says about the episode so far: the progress made (actions that raised the
-    score to a new best), the actions that lowered it (undoing progress), those that changed
-    nothing, and a warning when the agent goes round in a loop or has stalled."""
-    best, best_step, new_best = 0.0, 0, []
-    for i, (rec, after, delta) in enumerate(scored, start=1):
-        if delta > 0 and after > best:
-            best, best_step = after, i
-            new_best.append(rec["action"])
-    lines = []
-    if new_best:
-        lines.append(
-            "Progress made (each raised the score to a new best; keep it, do not undo it): "
-            + "; ".join(dict.fromkeys(new_best))
-        )
-    lowered = list(dict.fromkeys(r["action"] for r, _, d in scored if d < 0))
-    if lowered:
-        lines.append("Lowered the score (undid progress; avoid): " + "; ".join(lowered))
-    nothing = list(dict.fromkeys(r["action"] for r, _, d in scored if d == 0))
-    if nothing:
-        lines.append("Changed nothing: " + "; ".join(nothing))
-    actions = [r["action"] for r, _, _ in scored]
-    for k in (1, 2, 3):
-        if (
-            len(actions) >= 2 * k + k
-            and actions[-k:] == actions[-2 * k : -k] == actions[-3 * k : -2 * k]
-        ):
-            loop = ", ".join(actions[-k:])
-            lines.append(
-                f"Warning: you are going round in a loop ({loop}, again and again) and it makes "
-                "no progress. Do something different: an action you have not tried yet."
-            )
-            break
-    stalled = len(scored) - best_step
-    if stalled >= 6:
-        lines.append(
-            f"The score has not reached a new best for {stalled} steps (best {_fmt_score(best)} at "
-            f"step {best_step}): try actions you have not tried, e.g. explore elsewhere."
-        )
-    return lines
-
-
-def _change(delta: float) -> str:
-    if delta > 0:
-        return f"+{_fmt_score(delta)}"
-    if delta < 0:
-        return f"{_fmt_score(delta)}"
-    return "no change"
-
-
-#: The old name of `PROMPT_LAYOUTS`.
-HISTORIES = PROMPT_LAYOUTS
-
-
-def since_reset_prompt(state: dict[str, Any]) -> list[BaseMessage]:
-    """The executor's context in one message, in the format of `action_prompt`: the task, the
-    supervisor's last handoff (plan or advice), and every step since the last reset.
-
-    Grows with each step like `messages_prompt` until a reset, but keeps the single-message
-    layout the shipped adapter was trained on.
-    """
-    start = int(state.get("context_start", 0))
-    view = dict(state)
-    view["trajectory"] = [r for r in run_trajectory(state) if int(r["step"]) >= start]
-    handoff = state.get("handoff")
-    if handoff:
-        label = "Plan" if state.get("plan") else "Advice"
-        view["task"] = f"{state.get('task', '')}\n{label}:\n{handoff}"
-    return action_prompt(view, history_window=len(view["trajectory"]))
-
-
-def messages_prompt(state: dict[str, Any]) -> list[BaseMessage]:
-    """The messages a ReAct-style executor sees: its whole context since the last reset.
-
-    The context grows by one action and one observation per step until a supervisor resets it
-    (the monolithic agent of the PEVR/EVA paper); the valid actions are appended to the last
-    message.
-    """
-    msgs = list(state.get("messages") or [])
-    valid = state.get("valid_actions") or []
-    tail = ("Valid actions: " + " | ".join(valid) + "\n" if valid else "") + "Action:"
-    if msgs and isinstance(msgs[-1], HumanMessage):
-        last = msgs.pop()
-        text = last.content if isinstance(last.content, str) else str(last.content)
-        msgs.append(HumanMessage(f"{clip_text(text, 1200)}\n{tail}"))
-    else:
-        msgs.append(HumanMessage(tail))
-    return [SystemMessage(ACTION_SYSTEM_PROMPT), *msgs]
-
-
-def layout_prompt(
-    state: dict[str, Any], prompt_layout: PromptLayout = "window", *, history_window: int = 4
-) -> list[BaseMessage]:
-    """The messages of one text-action step in ``prompt_layout`` (see `PromptLayout`)."""
-    if prompt_layout == "messages":
-        return messages_prompt(state)
-    if prompt_layout == "since-reset":
-        return since_reset_prompt(state)
-    if prompt_layout == "episode":
-        return episode_prompt(state)
-    return action_prompt(state, history_window=history_window)
-
-
-def clip_text(text: str, limit: int = 600) -> str:
-    """``text`` on one line (whitespace collapsed), cut to ``limit`` characters with ``...``."""
-    text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def normalize_action(text: str) -> str:
-    """An action as `parse_action` compares it: lower case, outer quotes and full stop
-    stripped, whitespace collapsed."""
-    return " ".join(text.lower().strip().strip("\"'`.").split())
-
-
-def parse_action(text: str, valid_actions: Sequence[str]) -> tuple[str, bool]:
-    """Map a model's free-form reply onto one valid action.
-
-    Tries, in order: an exact match (case and spacing ignored) of the whole reply or its first
-    line (an ``Action:`` prefix removed); the longest valid action contained in the reply; a
-    close fuzzy match. Without a match the first line is returned with ``False``.
-
-    Returns:
-        ``(action, is_valid)``.
-    """
-    raw = (text or "").strip()
-    first = raw.splitlines()[0] if raw else ""
-    for prefix in ("action:", "> ", ">"):
-        if first.lower().startswith(prefix):
-            first = first[len(prefix) :]
-    if not valid_actions:
-        return first.strip(), bool(first.strip())
-    by_norm = {normalize_action(a): a for a in valid_actions}
-    for candidate in (raw, first):
-        if normalize_action(candidate) in by_norm:
-            return by_norm[normalize_action(candidate)], True
-    low = normalize_action(raw)
-    contained = [a for n, a in by_norm.items() if n and f" {n} " in f" {low} "]
-    if contained:
-        return max(contained, key=len), True
-    close = difflib.get_close_matches(normalize_action(first), list(by_norm), n=1, cutoff=0.85)
-    if close:
-        return by_norm[close[0]], True
-    return first.strip(), False
+# The prompts live in `action_prompts` (imported above; their names stay importable from here).
 
 
 def _reply_problem(text: str, ok: bool, state: dict[str, Any]) -> str | None:
