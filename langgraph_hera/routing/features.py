@@ -42,6 +42,18 @@ def is_user_message(message: BaseMessage) -> bool:
     return isinstance(message, HumanMessage) and not message.additional_kwargs.get(HANDOFF_KEY)
 
 
+def executor_context(messages: Sequence[BaseMessage]) -> list[BaseMessage]:
+    """What a supervised executor sees: the thread's messages from the latest supervisor
+    handoff of the current run on (a context reset keeps the thread and moves this view), or the
+    whole thread when the run has had no handoff yet."""
+    start, _ = current_run(messages)
+    for i in range(len(messages) - 1, start - 1, -1):
+        m = messages[i]
+        if isinstance(m, HumanMessage) and m.additional_kwargs.get(HANDOFF_KEY):
+            return list(messages[i:])
+    return list(messages)
+
+
 def current_run(messages: Sequence[BaseMessage]) -> tuple[int, str | None]:
     """Where the current run (turn) starts in a thread: the index of the latest user message
     (0 when there is none) and its id (the run's id; ``None`` without a user message or id).

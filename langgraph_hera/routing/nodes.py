@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 from langchain_core.language_models import LanguageModelInput
 from langchain_core.messages import (
@@ -54,6 +54,7 @@ from langgraph_hera.routing.decoding import (
     reply_logprob,
 )
 from langgraph_hera.routing.deprecation import renamed_kwargs
+from langgraph_hera.routing.features import executor_context
 from langgraph_hera.routing.routed import model_name_of
 from langgraph_hera.routing.wire import merge_chunks, streamed, to_wire, unusable_reply
 from langgraph_hera.secrets import error_text, get_logger
@@ -84,6 +85,8 @@ __all__ = [
 ]
 
 ChatRunnable = Runnable[LanguageModelInput, BaseMessage]
+#: What a tool agent's model node shows its model (see `create_model_node`).
+ModelContext = Literal["thread", "since-handoff"]
 
 
 def _check_target(target: str) -> Target:
@@ -228,6 +231,7 @@ def create_model_node(
     edge_params: float = DEFAULT_EDGE_PARAMS,
     tools_node: str | None = "tools",
     router_node: str | None = "router",
+    context: ModelContext = "thread",
 ) -> RunnableLambda:
     """A node that runs one chat-model step of a tool-calling agent.
 
@@ -244,11 +248,19 @@ def create_model_node(
         tools_node: Where a reply with tool calls goes (``None``: always END).
         router_node: Where a failed edge call hands the step back to (``None``: the run halts,
             recorded).
+        context: What the model sees: ``"thread"`` (every message) or ``"since-handoff"`` (a
+            supervised executor: from the supervisor's latest handoff of the run on, see
+            `langgraph_hera.routing.features.executor_context`).
 
     Returns:
         A runnable node returning `Command`; declare ``destinations=(tools_node, router_node,
         END)`` when adding it (`add_router` does).
+
+    Raises:
+        ValueError: An unknown ``target`` or ``context``.
     """
+    if context not in ("thread", "since-handoff"):
+        raise ValueError(f"context must be 'thread' or 'since-handoff', got {context!r}")
     call = _Call(
         _check_target(target),
         pricing,
@@ -259,7 +271,8 @@ def create_model_node(
     )
 
     def _messages(state: dict[str, Any]) -> list[BaseMessage]:
-        msgs = to_wire(list(state.get("messages") or []))
+        thread = list(state.get("messages") or [])
+        msgs = to_wire(executor_context(thread) if context == "since-handoff" else thread)
         return [SystemMessage(system_prompt), *msgs] if system_prompt else msgs
 
     def _done(

@@ -141,6 +141,7 @@ def create_supervised_agent(
             edge_params=edge_params,
             tools_node="tools" if tool_list else None,
             router_node=None,
+            context="since-handoff",  # the executor sees the thread from its latest handoff
         ),
         destinations=("tools", END) if tool_list else (END,),
     )

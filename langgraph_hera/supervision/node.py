@@ -21,6 +21,7 @@ from langgraph_hera.models.retry import (
 from langgraph_hera.policies.base import RoutingPolicy, get_policy
 from langgraph_hera.routing.features import (
     HANDOFF_KEY,
+    executor_context,
     is_user_message,
     message_text,
     route_input_from_state,
@@ -71,7 +72,7 @@ def transcript(state: dict[str, Any], since: int = 0, *, max_chars: int = 3000) 
         lines = [f"> {r['action']}\n{clip_text(r['next_observation'], 300)}" for r in records]
     else:
         lines = []
-        for m in state.get("messages") or []:
+        for m in executor_context(list(state.get("messages") or [])):
             role = {"human": "user", "ai": "executor", "tool": "tool"}.get(m.type, m.type)
             lines.append(f"{role}: {clip_text(message_text(m), 400)}")
     if not lines:
@@ -201,6 +202,15 @@ class _Supervisor:
 
     # -- the node ----------------------------------------------------------------------------
 
+    def _reset(self, handoff: HumanMessage) -> list[BaseMessage]:
+        """The messages update of a context reset. A chat thread keeps its messages (the user's
+        conversation) and gains the marked handoff, from which the executor's view starts
+        (`executor_context`); a text-action episode's messages are only the executor's context,
+        so they are replaced by the handoff."""
+        if self.run_start == "user-message":
+            return [handoff]
+        return [RemoveMessage(id=REMOVE_ALL_MESSAGES), handoff]
+
     def _due(self, state: dict[str, Any], step: int) -> str | None:
         """Why the supervisor verifies now (``None``: not now)."""
         last = int(state.get("last_verified_step", 0))
@@ -294,7 +304,7 @@ class _Supervisor:
             update.update(
                 plan=text.strip(),
                 handoff=text.strip(),
-                messages=[RemoveMessage(id=REMOVE_ALL_MESSAGES), msg],
+                messages=self._reset(msg),
             )
         return self._log(step, "plan", None, reason, True, "start", state, handoff, t0), update
 
@@ -362,7 +372,7 @@ class _Supervisor:
         update.update(
             handoff=text.strip(),
             context_start=step,
-            messages=[RemoveMessage(id=REMOVE_ALL_MESSAGES), _handoff_message(state, label, text)],
+            messages=self._reset(_handoff_message(state, label, text)),
         )
         if self.mode == "pevr":
             update["plan"] = text.strip()
@@ -432,9 +442,12 @@ def create_supervisor_node(
     recent steps against the plan; off track, it writes a revised plan for the remaining task.
     **EVA** (Execute-Verify-Advise): no plan; the check is against the user's request; off
     track, it writes a summary of the work so far (``summarize``) plus advice. Every
-    intervention **resets the executor's context**: all messages are removed
-    (``RemoveMessage(REMOVE_ALL_MESSAGES)``) and replaced by one compact handoff message (task,
-    plan or advice, current observation).
+    intervention **resets the executor's context** to one compact handoff message (task, plan or
+    advice, current observation), marked ``hera_handoff``. In a chat thread
+    (``run_start="user-message"``) the thread keeps the user's conversation and the executor's
+    view starts at the latest handoff of the run (`langgraph_hera.routing.features.
+    executor_context`); in a text-action episode (``"external"``) the messages are the executor's
+    context only and are replaced (``RemoveMessage(REMOVE_ALL_MESSAGES)``).
 
     Each supervisor call lands in the ledger (target ``"supervisor"``), each decision in
     ``supervision_log`` and in the trace (a ``supervisor_decision`` child run with ``hera_*``

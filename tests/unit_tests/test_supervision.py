@@ -20,6 +20,7 @@ from langgraph_hera import (
 )
 from langgraph_hera.evaluation.runner import EpisodeRunner, summarize, verifier_errors
 from langgraph_hera.policies import RoutingPolicy
+from langgraph_hera.routing.features import executor_context
 from langgraph_hera.supervision import ExpertSupervisor, parse_verdict, transcript
 from langgraph_hera.supervision.prompts import request_kind, verify_prompt
 from tests.conftest import CounterEnv
@@ -91,11 +92,14 @@ def test_pevr_tool_agent_plans_verifies_replans_and_resets_context(scripted) -> 
     ]
     assert log[1]["reason"] == "looping" and log[1]["trigger"] == "every 2"
     assert log[1]["context_tokens"] == 11  # the executor's last prompt before the reset
-    # The reset really cut the context: the k1/k2 exchanges are gone.
-    texts = [str(m.content) for m in out["messages"]]
-    assert texts[0].startswith("find the value\n\nRevised plan:\n1. answer now")
-    assert not any("value of k1" in t for t in texts)
-    assert texts[-1] == "final answer" and out["plan"] == "1. answer now"
+    # The reset cut the executor's context: its view starts at the revised plan and the k1/k2
+    # exchanges are out of it; the thread itself keeps the user's conversation.
+    view = [str(m.content) for m in executor_context(out["messages"])]
+    assert view[0].startswith("find the value\n\nRevised plan:\n1. answer now")
+    assert not any("value of k1" in t for t in view)
+    assert str(out["messages"][0].content) == "find the value"
+    assert any("value of k1" in str(m.content) for m in out["messages"])
+    assert view[-1] == "final answer" and out["plan"] == "1. answer now"
     assert out["query"] == "find the value"
     targets = [e["target"] for e in out["ledger"]]
     assert targets.count("supervisor") == 4 and targets.count("edge") == 5
@@ -113,7 +117,8 @@ def test_eva_has_no_plan_and_hands_off_summary_and_advice(scripted) -> None:
     )
     out = agent.invoke({"messages": [("user", "q?")]})
     assert [d["action"] for d in out["supervision_log"]] == ["advise"]
-    assert str(out["messages"][0].content).startswith("q?\n\nSummary and advice:\nSummary:")
+    view = executor_context(out["messages"])
+    assert str(view[0].content).startswith("q?\n\nSummary and advice:\nSummary:")
     assert out.get("plan") is None
 
 
@@ -380,3 +385,45 @@ def test_cloud_supervisor_retries_are_recorded(scripted) -> None:
     assert entry["on_track"] is True and entry["parsed"] is True
     notes = [e for e in out["errors"] if "supervisor attempt 1 failed" in e]
     assert len(notes) == 1 and "ConnectionError: supervisor blip" in notes[0]
+
+
+def test_a_chat_thread_keeps_its_turns_through_resets_and_each_turn_gets_a_plan(scripted) -> None:
+    """PEVR on a multi-turn chat: every request is planned afresh, the executor sees only its
+    view (from the latest handoff), and the thread keeps every user message and answer."""
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    seen: list[list[str]] = []
+
+    def answer(messages):
+        seen.append([str(m.content) for m in messages])
+        return f"answer {len(seen)}"
+
+    executor = scripted(answer, name="edge-m")
+    supervisor = scripted("1. answer", name="gpt-4o")
+    agent = create_supervised_agent(
+        executor=executor,
+        supervisor=supervisor,
+        mode="pevr",
+        verify_every=4,
+        checkpointer=InMemorySaver(),
+    )
+    config = {"configurable": {"thread_id": "chat"}}
+    for k in range(3):
+        out = agent.invoke({"messages": [("user", f"request {k}")]}, config)
+    users = [m.content for m in out["messages"] if m.type == "human" and not is_handoff(m)]
+    assert users == ["request 0", "request 1", "request 2"]
+    assert [m.content for m in out["messages"] if m.type == "ai"] == [
+        "answer 1",
+        "answer 2",
+        "answer 3",
+    ]
+    assert [d["action"] for d in out["supervision_log"]] == ["plan"] * 3
+    # Each executor call saw its own request's plan only, not the earlier turns.
+    assert [len(s) for s in seen] == [1, 1, 1]
+    assert all(s[0].startswith(f"request {k}\n\nPlan:") for k, s in enumerate(seen))
+
+
+def is_handoff(message) -> bool:
+    from langgraph_hera.routing.features import HANDOFF_KEY
+
+    return bool(message.additional_kwargs.get(HANDOFF_KEY))
