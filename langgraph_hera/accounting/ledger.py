@@ -134,6 +134,26 @@ def entry_from_message(
     return entry
 
 
+def estimate_call_usd(
+    prompt: Sequence[BaseMessage],
+    *,
+    model: str,
+    pricing: Pricing | None = None,
+    output_tokens: int = 512,
+) -> float:
+    """USD of one call on ``prompt`` before it is made (for keeping a USD cap): the prompt's
+    tokens counted locally (tiktoken where its encoding is on disk, else characters / 4) at the
+    model's input price, plus ``output_tokens`` at its output price.
+
+    Raises:
+        ValueError: A negative ``output_tokens``.
+    """
+    if output_tokens < 0:
+        raise ValueError(f"output_tokens must be >= 0, got {output_tokens!r}")
+    n_in = TokenCounter(model).prompt(list(prompt)) if prompt else 0
+    return (pricing or Pricing()).cost(model, input_tokens=n_in, output_tokens=output_tokens)
+
+
 class CostLedger:
     """A read-only view over ledger entries with totals per target.
 

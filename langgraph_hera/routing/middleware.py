@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import operator
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any, Literal, NotRequired
 
@@ -35,7 +35,11 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.runnables.config import merge_configs, var_child_runnable_config
 from langgraph.types import Command
 
-from langgraph_hera.accounting.ledger import DEFAULT_EDGE_PARAMS, entry_from_message
+from langgraph_hera.accounting.ledger import (
+    DEFAULT_EDGE_PARAMS,
+    entry_from_message,
+    estimate_call_usd,
+)
 from langgraph_hera.accounting.pricing import Pricing
 from langgraph_hera.policies.base import RoutingPolicy, get_policy
 from langgraph_hera.routing.decide import (
@@ -191,7 +195,9 @@ class HeraRoutingMiddleware(AgentMiddleware[HeraRoutingState]):
         prompt = to_wire(messages)
         estimate = None
         if caps.cloud_budget_usd is not None:
-            estimate = _estimate_usd(prompt, self.cloud, self.pricing)
+            estimate = estimate_call_usd(
+                prompt, model=model_name_of(self.cloud), pricing=self.pricing
+            )
         thread = _thread_id(request)
         outcome = decide_step(
             self.policy,
@@ -258,19 +264,6 @@ def _thread_id(request: ModelRequest[Any]) -> str | None:
         info = getattr(request.runtime, "execution_info", None)
         thread = getattr(info, "thread_id", None)
     return str(thread) if thread else None
-
-
-def _estimate_usd(prompt: Sequence[BaseMessage], cloud: Any, pricing: Pricing | None) -> float:
-    entry = entry_from_message(
-        AIMessage("x" * 2048),  # ~512 output tokens, counted like a reply without usage
-        step=0,
-        target="cloud",
-        latency_ms=0.0,
-        pricing=pricing,
-        model=model_name_of(cloud),
-        prompt=list(prompt),
-    )
-    return float(entry["usd"])
 
 
 class _RoutedCall:

@@ -33,7 +33,11 @@ from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import ConfigDict, Field, PrivateAttr, field_validator
 
-from langgraph_hera.accounting.ledger import DEFAULT_EDGE_PARAMS, entry_from_message
+from langgraph_hera.accounting.ledger import (
+    DEFAULT_EDGE_PARAMS,
+    entry_from_message,
+    estimate_call_usd,
+)
 from langgraph_hera.accounting.pricing import Pricing
 from langgraph_hera.policies.base import RoutingPolicy, get_policy
 from langgraph_hera.routing.decide import (
@@ -388,16 +392,12 @@ class RoutedChatModel(BaseChatModel):
         """Estimated USD of a cloud call on ``prompt`` (``None`` without a USD cap)."""
         if self.cloud_budget_usd is None:
             return None
-        entry = entry_from_message(
-            AIMessage("x" * 4 * self.estimated_output_tokens),
-            step=0,
-            target="cloud",
-            latency_ms=0.0,
-            pricing=self.pricing,
+        return estimate_call_usd(
+            prompt,
             model=model_name_of(self.cloud),
-            prompt=list(prompt),
+            pricing=self.pricing,
+            output_tokens=self.estimated_output_tokens,
         )
-        return float(entry["usd"])
 
     # ------------------------------------------------------------------ call paths
 

@@ -328,3 +328,21 @@ def test_ledger_for_turn_selects_one_run_of_the_thread() -> None:
     assert ledger.for_turn().cloud_usd == 0.25 and len(ledger.for_turn()) == 2
     assert ledger.for_turn("a").cloud_usd == 0.5
     assert len(ledger.for_turn("missing")) == 0
+
+
+def test_estimate_call_usd_prices_the_prompt_and_the_expected_output() -> None:
+    from langchain_core.messages import HumanMessage
+
+    from langgraph_hera.accounting.ledger import estimate_call_usd
+    from langgraph_hera.accounting.pricing import LIST_PRICES, Pricing
+
+    prompt = [HumanMessage("word " * 400)]
+    short = estimate_call_usd(prompt, model="gpt-4o", output_tokens=0)
+    longer = estimate_call_usd(prompt, model="gpt-4o", output_tokens=1000)
+    price = LIST_PRICES["gpt-4o"]
+    assert longer - short == pytest.approx(1000 * price.output / 1e6)
+    assert short > 0 and estimate_call_usd([], model="gpt-4o", output_tokens=0) == 0.0
+    free = Pricing(prices={}, default=ModelPrice(0, 0, 0))
+    assert estimate_call_usd(prompt, model="x", pricing=free) == 0.0
+    with pytest.raises(ValueError, match="output_tokens must be >= 0, got -1"):
+        estimate_call_usd(prompt, model="gpt-4o", output_tokens=-1)
