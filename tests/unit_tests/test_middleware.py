@@ -204,3 +204,52 @@ def test_bad_arguments_are_clear() -> None:
         HeraRoutingMiddleware(edge=ScriptedChat().bind(x=1), cloud=ScriptedChat())  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="budget_scope"):
         HeraRoutingMiddleware(edge=ScriptedChat(), cloud=ScriptedChat(), budget_scope="all")  # type: ignore[arg-type]
+
+
+async def test_two_threads_five_turns_with_faults_between_turns_async_and_streamed() -> None:
+    """The middleware on the conversation checks of issue 18: two threads at once, five turns
+    each (ainvoke and astream alternating), an edge fault and an unusable edge reply on some
+    turns, a per-run cap of one cloud call; each turn's records are its own."""
+    import asyncio
+
+    def edge_reply(messages):
+        request = str([m for m in messages if m.type == "human"][-1].content)
+        if "edge-down" in request:
+            raise ConnectionError("edge is down")
+        if "edge-empty" in request:
+            return AIMessage("")
+        return f"edge: {request}"
+
+    def cloud_reply(messages):
+        return f"cloud: {[m for m in messages if m.type == 'human'][-1].content}"
+
+    edge = ScriptedChat(script=[edge_reply], name_="edge")
+    cloud = ScriptedChat(script=[cloud_reply], name_="gpt-4o")
+    agent = _agent(edge, cloud, AlwaysEdge())
+    plan = ["ok", "edge-down", "ok", "edge-empty", "ok"]
+
+    async def thread(name: str) -> None:
+        config = {"configurable": {"thread_id": name}}
+        context = HeraContext(max_cloud_calls=1)
+        for k, kind in enumerate(plan):
+            request = f"{name} turn {k} {kind}"
+            payload = {"messages": [HumanMessage(request)]}
+            if k % 2:
+                async for _ in agent.astream(payload, config, context=context):
+                    pass
+                out = (await agent.aget_state(config)).values
+            else:
+                out = await agent.ainvoke(payload, config, context=context)
+            side = "edge" if kind == "ok" else "cloud"
+            assert out["messages"][-1].content == f"{side}: {request}"
+            turn = out["messages"][-2].id
+            mine = [d for d in out["route_log"] if d["turn"] == turn]
+            assert [d["target"] for d in mine] == [side]
+            entries = CostLedger(out["ledger"]).for_turn(turn)
+            assert entries.cloud_calls == (0 if kind == "ok" else 1)
+            # Nothing of another thread ever enters this one.
+            other = "b" if name == "a" else "a"
+            assert not any(other + " turn" in str(m.content) for m in out["messages"])
+        assert len(out["route_log"]) == len(plan)
+
+    await asyncio.gather(thread("a"), thread("b"))
