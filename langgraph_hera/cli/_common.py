@@ -195,6 +195,7 @@ class _Models:
         else:
             self.model_label, self.cloud_label = "expert stand-in", STAND_IN
         self.shape: Any = None  # the served model's size and KV shape, when known
+        self.edge_name: str | None = None  # the edge's served name, set by `start`
 
     @property
     def price_as(self) -> str:
@@ -318,6 +319,7 @@ class _Models:
             self.server.start()
             base_url, model_name = self.server.base_url, self.server.model_name
             self.shape = self.server.model_shape
+        self.edge_name = model_name
         if self.shape is None and args.model:
             from langgraph_hera.models._weights import model_shape
 
@@ -326,8 +328,7 @@ class _Models:
             except (ValueError, OSError):
                 pass
         backend = getattr(self.server, "backend", "edge")
-        about = self.shape.describe() if self.shape else "size unknown: SmolLM2-135M's assumed"
-        print(f"edge: {backend} at {base_url} ({model_name}; {about})", file=sys.stderr)
+        print(f"edge: {backend} at {base_url} ({self.edge_label})", file=sys.stderr)
         if args.proposal_cache:
             from langgraph_hera.models.cache import ProposalCache
 
@@ -364,6 +365,19 @@ class _Models:
         from langgraph_hera.accounting.ledger import DEFAULT_EDGE_PARAMS
 
         return float(self.shape.n_params) if self.shape else DEFAULT_EDGE_PARAMS
+
+    @property
+    def edge_kv_dims(self) -> tuple[int, int, int] | None:
+        """Layers, KV heads and head dimension of the served edge model (the KV-cache
+        estimate); ``None`` when unknown (the estimates then assume SmolLM2-135M's)."""
+        return self.shape.kv_dims if self.shape else None
+
+    @property
+    def edge_label(self) -> str:
+        """What the outputs call the edge: its served name and the served model's shape, e.g.
+        ``"qwen2.5-0.5b-instruct; 494.0M params, 24 layers x 2 KV heads x 64"``."""
+        about = self.shape.describe() if self.shape else "size unknown: SmolLM2-135M's assumed"
+        return f"{self.edge_name or 'edge'}; {about}"
 
     @property
     def edge_health(self) -> Any:

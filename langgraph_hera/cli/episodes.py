@@ -216,6 +216,8 @@ def _bench(args: argparse.Namespace) -> int:
         edge_decoding=args.edge_decoding,
         price_note=models.price_note,
         failure_penalty_usd=args.failure_penalty_usd,
+        edge_params=models.edge_params,
+        edge_label=models.edge_label,
         **models.runner_kwargs(),
     )
     try:

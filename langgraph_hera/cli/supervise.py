@@ -80,6 +80,8 @@ def _supervise(args: argparse.Namespace) -> int:
         max_steps=args.max_steps,
         concurrency=args.concurrency,
         cloud_is_stand_in=models.stand_in,
+        edge_kv_dims=models.edge_kv_dims,
+        edge_label=models.edge_label,
         runner_kwargs={
             "edge_params": models.edge_params,
             "pricing": models.pricing,

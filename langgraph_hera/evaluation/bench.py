@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from langgraph_hera.accounting.ledger import DEFAULT_EDGE_PARAMS
 from langgraph_hera.accounting.pricing import Pricing
 from langgraph_hera.evaluation.metrics import (
     Point,
@@ -140,6 +141,10 @@ class BenchConfig:
         edge_health: Liveness probe of the edge server.
         edge_decoding: ``"choice"``, ``"rank"`` or ``"free"`` (`langgraph_hera.routing.decoding`).
         pricing: Cloud prices (default: the shipped list prices).
+        edge_params: Edge model size N (edge energy estimate): the served model's
+            (`langgraph_hera.models.EdgeServer.model_shape`); default SmolLM2-135M's.
+        edge_label: What the edge is, written into ``bench.json`` and the report (e.g.
+            "qwen2.5-0.5b-instruct; 494.0M params, 24 layers x 2 KV heads x 64").
         prompt_layout: The edge's prompt layout (`langgraph_hera.routing.nodes.PromptLayout`).
         cloud_prompt_layout: The cloud's (default: ``prompt_layout``).
         cloud_label: What the cloud is, written into ``bench.json``, every episode and the
@@ -160,6 +165,8 @@ class BenchConfig:
     edge_health: Callable[[], bool] | None = None
     edge_decoding: EdgeDecoding = "choice"
     pricing: Pricing | None = None
+    edge_params: float = DEFAULT_EDGE_PARAMS
+    edge_label: str | None = None
     prompt_layout: PromptLayout = "window"
     cloud_prompt_layout: PromptLayout | None = None
     cloud_label: str | None = None
@@ -184,6 +191,8 @@ def run_bench(
         "cloud_label": config.cloud_label
         or ("expert stand-in" if config.cloud_is_stand_in else None),
         "price_note": config.price_note,
+        "edge_label": config.edge_label,
+        "edge_params": config.edge_params,
         "failure_penalty_usd": config.failure_penalty_usd,
         "prompt_layout": config.prompt_layout,
         "cloud_prompt_layout": config.cloud_prompt_layout or config.prompt_layout,
@@ -204,6 +213,7 @@ def run_bench(
             also_edge=point.policy == "always-cloud",
             edge_decoding=config.edge_decoding,
             pricing=config.pricing,
+            edge_params=config.edge_params,
             prompt_layout=config.prompt_layout,
             cloud_prompt_layout=config.cloud_prompt_layout,
             cloud_label=config.cloud_label,
@@ -388,6 +398,8 @@ def _markdown(
             "The cloud is the **expert stand-in** (the environment's planner wrapped as a chat "
             "model), not a cloud LLM: cloud-only success is the expert's."
         )
+    if meta.get("edge_label"):
+        lines.append(f"The edge is **{meta['edge_label']}**.")
     lines += [
         "",
         "| point | success | % of cloud-only | PGR | cloud-step share | cloud USD | "

@@ -26,8 +26,11 @@ from langgraph_hera.supervision.node import check_supervision_args
 #: The paper's sweep of the verification interval T_v.
 INTERVALS = (1, 2, 4, 8, 16)
 
-#: SmolLM2-135M-Instruct: layers, KV heads, head dimension (for the KV-cache estimate).
+#: SmolLM2-135M-Instruct: layers, KV heads, head dimension (for the KV-cache estimate), when the
+#: served edge model's are not given.
 EDGE_KV_DIMS = (30, 3, 64)
+#: What the report calls the edge when no other is given (the KV dims above are its).
+EDGE_LABEL = "SmolLM2-135M"
 
 
 @dataclass(frozen=True)
@@ -157,6 +160,10 @@ class SupervisionBench:
         max_steps: Turn budget per episode.
         concurrency: Episodes in flight.
         cloud_is_stand_in: Label the results as played with the expert stand-in.
+        edge_kv_dims: Layers, KV heads and head dimension of the served edge model
+            (`langgraph_hera.models.EdgeServer.model_shape`), for the report's KV-cache
+            estimate; ``None``: SmolLM2-135M's (`EDGE_KV_DIMS`).
+        edge_label: What the report calls the edge (default `EDGE_LABEL`).
     """
 
     seeds: Sequence[int]
@@ -169,6 +176,8 @@ class SupervisionBench:
     max_steps: int = 40
     concurrency: int = 1
     cloud_is_stand_in: bool = True
+    edge_kv_dims: tuple[int, int, int] | None = None
+    edge_label: str | None = None
     runner_kwargs: dict[str, Any] = field(default_factory=dict)
 
 
@@ -178,7 +187,14 @@ def run_supervision_bench(
     *,
     on_episode: Callable[[SupervisionPoint, EpisodeResult], None] | None = None,
 ) -> dict[str, list[EpisodeResult]]:
-    """Play every point's seeds (resuming what is already in ``out_dir``)."""
+    """Play every point's seeds (resuming what is already in ``out_dir``); the edge's label and
+    KV dims go into ``out_dir/edge.json`` for `write_report`."""
+    bench.out_dir.mkdir(parents=True, exist_ok=True)
+    edge = {
+        "edge_label": bench.edge_label or EDGE_LABEL,
+        "edge_kv_dims": list(bench.edge_kv_dims or EDGE_KV_DIMS),
+    }
+    (bench.out_dir / "edge.json").write_text(json.dumps(edge, indent=1))
     results: dict[str, list[EpisodeResult]] = {}
     for point in points:
         sup_factory: Callable[[Any], Any] | None
@@ -232,8 +248,16 @@ def context_at(out_dir: Path, turns: Sequence[int]) -> dict[int, int | None]:
 
 
 def write_report(out_dir: str | Path, *, turns: Sequence[int] = (20, 40, 80)) -> dict[str, Any]:
-    """Write ``report.md`` and ``results.csv`` for every configuration under ``out_dir``."""
+    """Write ``report.md`` and ``results.csv`` for every configuration under ``out_dir``.
+
+    The KV-cache estimate uses the edge's dims from ``edge.json`` (`run_supervision_bench`);
+    SmolLM2-135M's (`EDGE_KV_DIMS`) for a directory without one.
+    """
     out = Path(out_dir)
+    edge_path = out / "edge.json"
+    edge = json.loads(edge_path.read_text()) if edge_path.exists() else {}
+    layers, kv_heads, head_dim = (int(x) for x in edge.get("edge_kv_dims") or EDGE_KV_DIMS)
+    edge_label = str(edge.get("edge_label") or EDGE_LABEL)
     rows: list[dict[str, Any]] = []
     stand_in = False
     labels: set[str] = set()
@@ -246,6 +270,7 @@ def write_report(out_dir: str | Path, *, turns: Sequence[int] = (20, 40, 80)) ->
         labels |= {r.cloud_label for r in results if r.cloud_label}
         n = s["episodes"]
         ctx = context_at(sub, turns)
+        kv_bytes = kv_cache_bytes(layers, kv_heads, head_dim, int(s["max_context_tokens"]))
         rows.append(
             {
                 "config": sub.name,
@@ -261,7 +286,7 @@ def write_report(out_dir: str | Path, *, turns: Sequence[int] = (20, 40, 80)) ->
                 "verifier_judged": s["verifier_judged"],
                 "max_context_tokens": s["max_context_tokens"],
                 "mean_max_context_tokens": s["mean_max_context_tokens"],
-                "kv_cache_mb": kv_cache_bytes(*EDGE_KV_DIMS, int(s["max_context_tokens"])) / 2**20,
+                "kv_cache_mb": kv_bytes / 2**20,
                 **{f"context_at_{t}": ctx[t] for t in turns},
                 "failed_episodes": s["failed_episodes"],
             }
@@ -285,7 +310,7 @@ def write_report(out_dir: str | Path, *, turns: Sequence[int] = (20, 40, 80)) ->
             writer.writeheader()
             writer.writerows(rows)
     llm = sorted(x for x in labels if x != "expert stand-in")
-    (out / "report.md").write_text(_markdown(rows, stand_in, turns, llm))
+    (out / "report.md").write_text(_markdown(rows, stand_in, turns, llm, edge_label))
     return {"rows": rows, "stand_in": stand_in}
 
 
@@ -294,6 +319,7 @@ def _markdown(
     stand_in: bool,
     turns: Sequence[int],
     llm_labels: Sequence[str] = (),
+    edge_label: str = EDGE_LABEL,
 ) -> str:
     mono = next((r for r in rows if r["config"] == "monolithic-edge"), None)
     if llm_labels:
@@ -316,7 +342,7 @@ def _markdown(
         cloud_line,
         "Verifier FP: interventions although the expert's distance to the goal went down; FN: "
         "'on track' although it did not. Context: prompt tokens of the executor's calls; KV: "
-        "SmolLM2-135M, bf16, at the max context.",
+        f"{edge_label}, bf16, at the max context.",
         "",
         "| config | eps | success | steps | cloud USD/ep | interventions/ep | verifier FP | "
         "verifier FN | max ctx | mean max ctx | KV MB | "

@@ -1,0 +1,134 @@
+"""Issue 21: `hera bench` and `hera supervise` describe the edge by the model actually served.
+
+A fake OpenAI-compatible server stands in for the edge (it answers with the first valid action
+of the prompt, or "look"); ``--model`` points at a directory holding Qwen2.5-0.5B-Instruct's
+``config.json``, so the energy estimate, the KV-cache estimate and the labels must be Qwen's,
+not SmolLM2-135M's.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from langgraph_hera.accounting.ledger import DEFAULT_EDGE_PARAMS
+from langgraph_hera.accounting.pricing import edge_energy_joules, kv_cache_bytes
+from langgraph_hera.cli import main
+from langgraph_hera.evaluation.supervision_bench import EDGE_KV_DIMS
+from langgraph_hera.models._weights import model_shape
+from tests.fake_openai import FakeOpenAI, completion
+
+pytest.importorskip("textworld_express")
+
+#: Qwen2.5-0.5B-Instruct's config.json (the shape fields).
+QWEN_CONFIG = {
+    "model_type": "qwen2",
+    "hidden_size": 896,
+    "intermediate_size": 4864,
+    "num_hidden_layers": 24,
+    "num_attention_heads": 14,
+    "num_key_value_heads": 2,
+    "vocab_size": 151936,
+    "tie_word_embeddings": True,
+}
+QWEN_DIMS = "24 layers x 2 KV heads x 64"
+
+
+def _first_valid(n: int, body: dict[str, Any], headers: dict[str, str]) -> Any:
+    text = body["messages"][-1]["content"]
+    line = next((x for x in text.splitlines() if x.startswith("Valid actions: ")), "")
+    action = line.removeprefix("Valid actions: ").split(" | ")[0] or "look"
+    return 200, completion(action, prompt_tokens=300), {}
+
+
+@pytest.fixture
+def fake_edge():
+    server = FakeOpenAI(_first_valid)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def qwen_dir(tmp_path: Path) -> Path:
+    model = tmp_path / "Qwen2.5-0.5B-Instruct"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps(QWEN_CONFIG))
+    return model
+
+
+def _lines(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(x) for x in path.read_text().splitlines()]
+
+
+def test_bench_estimates_and_describes_the_served_edge(fake_edge, qwen_dir, tmp_path, capsys):
+    shape = model_shape(qwen_dir)
+    assert shape.kv_dims == (24, 2, 64) and 4.9e8 < shape.n_params < 5.0e8
+    out = tmp_path / "bench"
+    rc = main([
+        "bench", "--policies", "random:p=0.5", "--episodes", "1", "--max-steps", "2",
+        "--fold", "dev", "--edge-url", fake_edge.url, "--edge-model", "qwen2.5-0.5b-instruct",
+        "--model", str(qwen_dir), "--edge-decoding", "free", "--out", str(out),
+    ])  # fmt: skip
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    assert QWEN_DIMS in captured.err and "SmolLM2" not in captured.err
+    meta = json.loads((out / "bench.json").read_text())
+    assert meta["edge_params"] == shape.n_params != DEFAULT_EDGE_PARAMS
+    assert meta["edge_label"].startswith("qwen2.5-0.5b-instruct; ")
+    assert QWEN_DIMS in meta["edge_label"]
+    assert f"The edge is **{meta['edge_label']}**." in (out / "report.md").read_text()
+    # The edge's energy is Qwen's: E = 2 N (n_p + n_d) / eta with N = 494M.
+    (episode,) = _lines(out / "always-edge" / "episodes.jsonl")
+    assert episode["edge_tokens"] > 0
+    expected = edge_energy_joules(shape.n_params, episode["edge_tokens"], 0)
+    assert math.isclose(episode["edge_energy_j"], expected, rel_tol=1e-9)
+
+
+def test_supervise_kv_estimate_follows_the_served_edge(fake_edge, qwen_dir, tmp_path, capsys):
+    out = tmp_path / "supervise"
+    rc = main([
+        "supervise", "--modes", "pevr", "--intervals", "2", "--episodes", "1",
+        "--max-steps", "2", "--fold", "dev", "--edge-url", fake_edge.url,
+        "--edge-model", "qwen2.5-0.5b-instruct", "--model", str(qwen_dir),
+        "--out", str(out),
+    ])  # fmt: skip
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    edge = json.loads((out / "edge.json").read_text())
+    assert edge["edge_kv_dims"] == [24, 2, 64] and QWEN_DIMS in edge["edge_label"]
+    report = (out / "report.md").read_text()
+    assert f"KV: {edge['edge_label']}, bf16" in report and "SmolLM2" not in report
+    with (out / "results.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert rows
+    for row in rows:
+        ctx = int(row["max_context_tokens"])
+        assert float(row["kv_cache_mb"]) == pytest.approx(kv_cache_bytes(24, 2, 64, ctx) / 2**20)
+
+
+def test_supervision_report_defaults_to_smollm2(tmp_path) -> None:
+    """A directory played before ``edge.json`` existed (or without a model) keeps SmolLM2's."""
+    from langgraph_hera.evaluation.supervision_bench import (
+        SupervisionBench,
+        run_supervision_bench,
+        write_report,
+    )
+
+    bench = SupervisionBench(
+        seeds=[],
+        out_dir=tmp_path / "sup",
+        env_factory=lambda: None,
+        edge=None,
+        cloud_factory=lambda env: None,
+        supervisor_factory=lambda env: None,
+    )
+    run_supervision_bench(bench, [])
+    edge = json.loads((tmp_path / "sup" / "edge.json").read_text())
+    assert edge == {"edge_label": "SmolLM2-135M", "edge_kv_dims": list(EDGE_KV_DIMS)}
+    write_report(tmp_path / "sup")
+    assert "KV: SmolLM2-135M, bf16" in (tmp_path / "sup" / "report.md").read_text()
