@@ -9,6 +9,7 @@ import hashlib
 import json
 import os
 import random
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -344,7 +345,9 @@ def game_file(seed: int, cache_dir: str | os.PathLike[str] | None = None) -> Pat
         "generator_version": GENERATOR_VERSION,
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    # One temporary name per writer thread: two threads writing the same seed's file must not
+    # share one (the second `os.replace` would find it gone).
+    tmp = path.with_suffix(f".tmp{os.getpid()}-{threading.get_ident()}")
     tmp.write_text(json.dumps(data))
     os.replace(tmp, path)  # atomic: concurrent writers of the same seed write the same bytes
     logger.debug("generated ALFWorld game %s (%s, %s)", path, game.task_type, game.room)

@@ -1,11 +1,13 @@
 """Speedups of TextWorld's PDDL backend for the ALFWorld suite (`set_textworld_speedups`), the
-entity-name wrapper and Fast Downward's ``sys.argv`` guard."""
+entity-name wrapper, and the process-wide lock every call into TextWorld's PDDL backend holds
+(`_textworld_guard`, which also puts back the ``sys.argv`` Fast Downward overwrites)."""
 
 from __future__ import annotations
 
 import copy
 import functools
 import sys
+import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -15,6 +17,16 @@ _PATCHED: list[tuple[Any, str, Any]] = []
 
 #: Actions that never change what the planner cares about (the expert's plan stays valid).
 _NOOP_PREFIXES = ("look", "inventory", "examine", "help")
+
+#: Held by every call into TextWorld's PDDL backend and Fast Downward (`_textworld_guard`).
+#: Neither is thread-safe: the grammar and PDDL parsers are module-level TatSu parsers whose
+#: rule and state stacks two threads corrupt (``IndexError: pop from empty list``), and
+#: ``fast_downward.pddl2sas`` sets the translator's module-global ``options`` per call
+#: (``optimize=True`` for the replanning task, ``False`` for the other), so one thread's
+#: translation reads the other's options (``KeyError`` in ``build_sas_operator``) or comes out
+#: silently wrong; it also swaps ``sys.argv`` and ``sys.stdout``. The episode runner plays
+#: ``concurrency`` environments in worker threads, so without the lock ~5% of episodes failed.
+_TEXTWORLD_LOCK = threading.RLock()
 
 
 def set_textworld_speedups(enabled: bool) -> None:
@@ -29,6 +41,11 @@ def set_textworld_speedups(enabled: bool) -> None:
 
     The generated text, admissible commands and plans are unchanged.
     """
+    with _TEXTWORLD_LOCK:
+        _set_speedups(enabled)
+
+
+def _set_speedups(enabled: bool) -> None:
     if not enabled:
         while _PATCHED:
             owner, name, original = _PATCHED.pop()
@@ -105,6 +122,13 @@ def _demangler() -> type:
                     info.name = f"{kind} {n}"
 
     return AlfredNames
+
+
+@contextmanager
+def _textworld_guard() -> Iterator[None]:
+    """Hold `_TEXTWORLD_LOCK` (re-entrant) and put ``sys.argv`` back afterwards."""
+    with _TEXTWORLD_LOCK, _keep_argv():
+        yield
 
 
 @contextmanager

@@ -22,6 +22,11 @@ copies its contexts (tens to hundreds of ms per step), and it translates each ga
 times per episode. `set_textworld_speedups` (on by default) memoises the parses and the
 translations and makes the context copies shallow: the same text and plans at ~3-10 ms per step.
 Set ``HERA_ALFWORLD_SPEEDUPS=0`` to play with TextWorld unchanged.
+
+TextWorld's PDDL backend and Fast Downward's translator are not thread-safe (module-level
+parsers, the translator's global options), and the episode runner plays environments in worker
+threads: every call into them holds one process-wide lock, so the environments of one process
+step, reset and plan one at a time (model calls still overlap).
 """
 
 from __future__ import annotations
@@ -53,7 +58,7 @@ from langgraph_hera.envs._alfworld_games import (
 from langgraph_hera.envs._textworld_speedups import (
     _NOOP_PREFIXES,
     _demangler,
-    _keep_argv,
+    _textworld_guard,
     set_textworld_speedups,
 )
 from langgraph_hera.envs._twx_params import fold_of
@@ -165,7 +170,7 @@ class AlfWorldEnv:
         fold_of(seed)  # ValueError for a seed in no fold
         path = str(game_file(seed, self.cache_dir))
         self.game = generate_game(seed)
-        with _keep_argv():
+        with _textworld_guard():
             if self._env is None:
                 infos = self._textworld.EnvInfos(admissible_commands=True, won=True)
                 self._env = self._textworld.start(
@@ -197,7 +202,8 @@ class AlfWorldEnv:
         if action in self.valid_actions and not action.startswith(_NOOP_PREFIXES):
             self._effective.append(action)
         won_before = bool(self._state["won"])
-        self._state, _, _ = self._env.step(action)
+        with _textworld_guard():
+            self._state, _, _ = self._env.step(action)
         self.history.append(action)
         won = bool(self._state["won"])
         reward = 1.0 if won and not won_before else 0.0
@@ -241,7 +247,8 @@ class AlfWorldEnv:
             # The planner library copy is deliberately not unloaded (fast_downward.close_lib):
             # dlclose-ing it and then loading a new copy in the same process segfaulted (seen
             # in the test suite). One copy per environment stays mapped until the process ends.
-            env.close()
+            with _textworld_guard():
+                env.close()
         except Exception:  # noqa: BLE001 - closing a half-made env is not an error
             logger.debug("closing the TextWorld env failed", exc_info=True)
 
@@ -263,7 +270,7 @@ class AlfWorldEnv:
             ):
                 return actions[t - n :]
         pddl = self._pddl_env(self._env)
-        with _keep_argv():
+        with _textworld_guard():
             plan = [str(a) for a in pddl._pddl_state.replan(pddl._entity_infos)]
         self.replans += 1
         self._route = (tuple(self._effective), plan) if plan else None
