@@ -298,7 +298,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--data", action="append", required=True, help="a run dir or steps file (repeatable)"
     )
     adapt.add_argument("--out", required=True, help="adapter directory (resumes a checkpoint)")
-    adapt.add_argument("--base", default=None, help="base model dir (default: embedded)")
+    adapt.add_argument(
+        "--base",
+        default=None,
+        help="base model: a Hugging Face dir or a .gguf file (converted once, as `hera serve "
+        "--model` does) (default: the embedded SmolLM2)",
+    )
     adapt.add_argument("--steps", type=int, default=60)
     adapt.add_argument("--batch-size", type=int, default=8)
     adapt.add_argument("--lr", type=float, default=1e-3)
@@ -314,6 +319,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="bfloat16 compute (auto: when the CPU has bf16 instructions)",
     )
     adapt.add_argument("--seed", type=int, default=0)
+    adapt.add_argument(
+        "--device",
+        default="auto",
+        help="cpu, cuda or cuda:N; auto: the GPU when torch sees one (default: auto)",
+    )
     adapt.set_defaults(func=_adapt)
 
     train = sub.add_parser(

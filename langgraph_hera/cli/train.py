@@ -80,6 +80,7 @@ def _adapt(args: argparse.Namespace) -> int:
             threads=args.threads,
             save_every=args.save_every,
             bf16=None if args.bf16 == "auto" else args.bf16 == "on",
+            device=args.device,
         )
         examples, stats = examples_from_steps(args.data)
     except (ValueError, FileNotFoundError) as exc:
@@ -90,7 +91,14 @@ def _adapt(args: argparse.Namespace) -> int:
         f"cloud action, {stats.invalid} invalid)",
         file=sys.stderr,
     )
-    if args.base:
+    if args.base and Path(args.base).is_file():
+        from langgraph_hera.models.adapters import convert_gguf
+
+        try:
+            base = convert_gguf(args.base)
+        except Exception as exc:
+            return _fail(f"could not convert {args.base} to a model directory: {exc}")
+    elif args.base:
         base = Path(args.base)
     else:
         from langgraph_hera.models.adapters import embedded_model_dir

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from langgraph_hera.models._embedded import cache_root, embedded_model_dir
+from langgraph_hera.models._embedded import convert_gguf as convert_gguf
 from langgraph_hera.secrets import get_logger
 
 logger = get_logger(__name__)

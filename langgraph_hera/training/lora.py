@@ -1,9 +1,10 @@
 """Cloud-to-edge adaptation: LoRA fine-tuning of the edge model on recorded cloud trajectories.
 
 The edge learns to answer each recorded prompt with the cloud's action (supervised
-fine-tuning on train seeds only; loss on the answer tokens). Training runs on the CPU with
-`peft`, checkpoints every few steps and resumes from the last checkpoint. Serving the adapter
-(identity checks, the cached merge into the base weights) is `langgraph_hera.models.adapters`.
+fine-tuning on train seeds only; loss on the answer tokens). Training runs on the CPU or a
+GPU (`AdaptConfig.device`) with `peft`, checkpoints every few steps and resumes from the last
+checkpoint. Serving the adapter (identity checks, the cached merge into the base weights) is
+`langgraph_hera.models.adapters`.
 
 Example:
     >>> examples, stats = examples_from_steps(["runs/record-twc-train"])  # doctest: +SKIP
@@ -72,9 +73,11 @@ class AdaptConfig:
             layers below never change, so their output for every example is computed once
             before training and the optimiser steps run only the adapted layers: on 2 CPU
             cores this is what makes adaptation affordable.
-        bf16: Compute in bfloat16 (autocast; the LoRA weights stay fp32). None: when the CPU
-            has native bf16 instructions (AVX512-BF16 / AMX), about 1.5x faster there; the
-            served merged model is bf16 too.
+        bf16: Compute in bfloat16 (autocast; the LoRA weights stay fp32). None: on a GPU,
+            or when the CPU has native bf16 instructions (AVX512-BF16 / AMX), about 1.5x
+            faster there; the served merged model is bf16 too.
+        device: ``"cpu"``, ``"cuda"`` (or ``"cuda:N"``), or ``"auto"``: the GPU when torch
+            sees one, else the CPU. The adapter file is the same either way.
     """
 
     rank: int = 8
@@ -90,8 +93,13 @@ class AdaptConfig:
     target_modules: tuple[str, ...] = _TARGETS
     top_layers: int | None = 10
     bf16: bool | None = None
+    device: str = "auto"
 
     def __post_init__(self) -> None:
+        if self.device != "auto" and self.device.split(":")[0] not in ("cpu", "cuda"):
+            raise ValueError(
+                f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}"
+            )
         for name in ("rank", "alpha", "steps", "batch_size", "max_len", "save_every"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
@@ -221,6 +229,7 @@ def train_adapter(  # noqa: C901
         ImportError: torch / transformers / peft are missing
             (``pip install 'langgraph-hera[training]'``).
         AdapterError: A checkpoint in ``out_dir`` was trained on another base model.
+        ValueError: The loss became NaN or infinite (diverged); the last checkpoint stays.
     """
     try:
         import torch
@@ -249,16 +258,21 @@ def train_adapter(  # noqa: C901
     if not data:
         raise ValueError(f"no example fits max_len={config.max_len}")
     # Any: the transformers / peft classes differ per step (base, then PEFT-wrapped).
+    device = resolve_device(config.device)
     model: Any = AutoModelForCausalLM.from_pretrained(str(base_dir), dtype=torch.float32)
+    model.to(device)
     n_layers = int(model.config.num_hidden_layers)
     n_frozen = 0
     if config.top_layers is not None and config.top_layers < n_layers:
         n_frozen = n_layers - config.top_layers
-    bf16 = cpu_has_bf16() if config.bf16 is None else config.bf16
-    autocast = lambda: torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16)  # noqa: E731
+    on_gpu = device.startswith("cuda")
+    bf16 = (on_gpu or cpu_has_bf16()) if config.bf16 is None else config.bf16
+    autocast = lambda: torch.autocast(  # noqa: E731
+        "cuda" if on_gpu else "cpu", dtype=torch.bfloat16, enabled=bf16
+    )
     t_prefix = time.perf_counter()
     with autocast():
-        prefix = _frozen_prefix_states(model, [ids for ids, _ in data], n_frozen)
+        prefix = _frozen_prefix_states(model, [ids for ids, _ in data], n_frozen, device)
     prefix_s = time.perf_counter() - t_prefix
     start = 0
     state_path = ckpt / "trainer_state.pt"
@@ -269,8 +283,8 @@ def train_adapter(  # noqa: C901
                 f"checkpoint {ckpt} was trained on {saved.get('base_model')!r}, "
                 f"not on {base_id!r}; use another --out"
             )
-        model = PeftModel.from_pretrained(model, str(ckpt), is_trainable=True)
-        state = torch.load(state_path, weights_only=False)
+        model = PeftModel.from_pretrained(model, str(ckpt), is_trainable=True).to(device)
+        state = torch.load(state_path, weights_only=False, map_location=device)
         start = int(state["step"])
         logger.info("resuming adapter training at step %d from %s", start, ckpt)
     else:
@@ -283,7 +297,7 @@ def train_adapter(  # noqa: C901
             target_modules=list(config.target_modules),
             task_type="CAUSAL_LM",
         )
-        model = get_peft_model(model, lora)
+        model = get_peft_model(model, lora).to(device)
         state = None
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.lr)
     if state is not None:
@@ -326,15 +340,23 @@ def train_adapter(  # noqa: C901
         idx = batch(step)
         seqs = [data[i] for i in idx]
         width = max(len(ids) for ids, _ in seqs)
-        hidden = torch.zeros(len(idx), width, prefix[idx[0]].shape[-1])
+        hidden = torch.zeros(len(idx), width, prefix[idx[0]].shape[-1], device=device)
         for row, i in enumerate(idx):
             hidden[row, : len(prefix[i])] = prefix[i]
-        labels = torch.tensor([lab + [-100] * (width - len(lab)) for _, lab in seqs])
-        mask = torch.tensor([[1] * len(ids) + [0] * (width - len(ids)) for ids, _ in seqs])
+        labels = torch.tensor([lab + [-100] * (width - len(lab)) for _, lab in seqs], device=device)
+        mask = torch.tensor(
+            [[1] * len(ids) + [0] * (width - len(ids)) for ids, _ in seqs], device=device
+        )
         for group in opt.param_groups:
             group["lr"] = _lr_at(step, config)
         with autocast():
             loss = _answer_loss(model, hidden, mask, labels)
+        if not torch.isfinite(loss):
+            raise ValueError(
+                f"adapter training diverged: loss {float(loss.detach())} at step {step + 1} of "
+                f"{config.steps} (lr {config.lr}, bf16 {bf16}, device {device}); nothing was "
+                f"saved over {out}: lower the lr (--lr) or compute in fp32 (--bf16 off)"
+            )
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
@@ -351,6 +373,7 @@ def train_adapter(  # noqa: C901
         "wall_s_this_run": round(wall, 1),
         "frozen_prefix_s": round(prefix_s, 1),
         "bf16": bf16,
+        "device": device,
         "s_per_step": round(wall / max(1, config.steps - start), 2),
         "final_loss_mean_last10": round(sum(losses[-10:]) / max(1, len(losses[-10:])), 4)
         if losses
@@ -364,6 +387,24 @@ def train_adapter(  # noqa: C901
     return meta
 
 
+def resolve_device(device: str) -> str:
+    """``device`` with ``"auto"`` resolved: ``"cuda"`` when torch sees a GPU, else ``"cpu"``.
+
+    Raises:
+        ValueError: A GPU was asked for and torch sees none.
+    """
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(
+            f"device {device!r} asked for, but torch {torch.__version__} sees no GPU; "
+            "allowed here: 'cpu' or 'auto'"
+        )
+    return device
+
+
 def cpu_has_bf16() -> bool:
     """Whether this CPU has native bfloat16 instructions (Linux: AVX512-BF16 or AMX-BF16)."""
     try:
@@ -373,7 +414,9 @@ def cpu_has_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-def _frozen_prefix_states(model: Any, sequences: Sequence[list[int]], n_frozen: int) -> list[Any]:
+def _frozen_prefix_states(
+    model: Any, sequences: Sequence[list[int]], n_frozen: int, device: str = "cpu"
+) -> list[Any]:
     """Each sequence's hidden states after the first ``n_frozen`` decoder layers.
 
     Those layers are frozen, so this is computed once (inference mode, one sequence at a
@@ -397,7 +440,7 @@ def _frozen_prefix_states(model: Any, sequences: Sequence[list[int]], n_frozen: 
     try:
         with torch.inference_mode():
             for ids in sequences:
-                x = torch.tensor([ids])
+                x = torch.tensor([ids], device=device)
                 if hook is None:
                     states.append(inner.embed_tokens(x)[0].float().clone())
                     continue

@@ -111,6 +111,16 @@ def test_train_resume_merge_and_refuse_another_base(base_dir, tmp_path) -> None:
         adapter_info(out)
 
 
+def test_a_diverging_run_stops_with_the_step_and_saves_nothing(base_dir, tmp_path) -> None:
+    _steps(tmp_path / "run", [_row(s, i, a) for s in range(3) for i, a in enumerate(["go", "x"])])
+    examples, _ = examples_from_steps([tmp_path / "run"])
+    config = AdaptConfig(steps=3, batch_size=2, max_len=128, top_layers=1, rank=4, lr=float("inf"))
+    out = tmp_path / "adapter"
+    with pytest.raises(ValueError, match=r"diverged: loss (nan|inf) at step 2 of 3 .*--bf16 off"):
+        train_adapter(base_dir, examples, out, config)
+    assert not (out / "adapter_model.safetensors").exists()
+
+
 def test_cached_frozen_layers_give_the_full_models_outputs(base_dir) -> None:
     """Training runs only the adapted layers on cached outputs of the frozen ones: the result
     must be what the whole model computes (right-padded batch included)."""

@@ -6,7 +6,12 @@ import random
 
 import pytest
 
-from langgraph_hera.training.lora import AdaptConfig, _length_bucketed, cpu_has_bf16
+from langgraph_hera.training.lora import (
+    AdaptConfig,
+    _length_bucketed,
+    cpu_has_bf16,
+    resolve_device,
+)
 
 
 def test_length_buckets_cover_every_example_once_and_pad_little() -> None:
@@ -35,3 +40,41 @@ def test_config_rejects_bad_values_by_name() -> None:
     with pytest.raises(ValueError, match="batch_size must be >= 1"):
         AdaptConfig(batch_size=0)
     assert isinstance(cpu_has_bf16(), bool)
+
+
+def test_device_is_checked_by_name() -> None:
+    with pytest.raises(
+        ValueError, match="device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got 'tpu'"
+    ):
+        AdaptConfig(device="tpu")
+    assert AdaptConfig(device="cuda:1").device == "cuda:1"
+    torch = pytest.importorskip("torch")
+    assert resolve_device("cpu") == "cpu"
+    assert resolve_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="'cuda' asked for, but torch .* sees no GPU"):
+            resolve_device("cuda")
+
+
+def test_adapt_names_a_base_gguf_it_cannot_convert(tmp_path, capsys) -> None:
+    import json
+
+    from langgraph_hera.cli import main
+
+    run = tmp_path / "run"
+    run.mkdir()
+    row = {
+        "suite": "twc",
+        "seed": 1,
+        "step": 0,
+        "prompt": "Observation: a room\nAction:",
+        "valid_actions": ["look"],
+        "target": "cloud",
+        "cloud_action": "look",
+    }
+    (run / "steps.jsonl").write_text(json.dumps(row) + "\n")
+    bad = tmp_path / "broken.gguf"
+    bad.write_bytes(b"not a gguf")
+    rc = main(["adapt", "--data", str(run), "--out", str(tmp_path / "a"), "--base", str(bad)])
+    assert rc != 0
+    assert f"could not convert {bad} to a model directory" in capsys.readouterr().err

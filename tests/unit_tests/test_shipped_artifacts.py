@@ -40,3 +40,12 @@ def test_the_shipped_adapter_names_its_base_model() -> None:
     info = adapter_info(SHIPPED_ADAPTER)
     assert info["base_model"].startswith("smollm2-135m-instruct")
     assert (SHIPPED_ADAPTER / "adapter_model.safetensors").stat().st_size < 5_000_000
+
+
+def test_the_shipped_qwen_adapter_names_its_base_model_and_data() -> None:
+    qwen = SHIPPED_ADAPTER.parent / "qwen05-twc-alf-lora"
+    info = adapter_info(qwen)
+    assert info["base_model"] == ("qwen2.5-coder-0.5b-instruct-1d9614638d18024d@1d9614638d18024d")
+    assert info["steps_done"] == info["config"]["steps"] == 250
+    assert info["data"]["episodes"] == 390  # 200 twc + 190 solved ALFWorld-style train episodes
+    assert (qwen / "adapter_model.safetensors").stat().st_size < 10_000_000
