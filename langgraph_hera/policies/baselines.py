@@ -52,20 +52,39 @@ class AlwaysCloud(RoutingPolicy):
 class RandomPolicy(RoutingPolicy):
     """Each step goes to the cloud with probability ``p`` (seeded, reproducible).
 
+    With a seed, the draw is a function of the seed and the step's state (task, step index,
+    observation, last action): u = sha256(seed | state) / 2**64, uniform in [0, 1). It does
+    not depend on what the process drew before, so a policy made afresh per episode does not
+    repeat one sequence in every episode (it did: with short ALFWorld-style episodes a
+    ``p=0.75`` policy sent every step to the cloud), and threads sharing one policy get the
+    same draws whatever their interleaving. Without a seed the draws are the process's
+    random numbers.
+
     Args:
         p: Probability of the cloud, in [0, 1].
-        seed: Seed of the policy's own random generator.
+        seed: Seed of the draws; ``None`` for unseeded draws.
     """
 
     def __init__(self, p: float = 0.5, seed: int | None = 0) -> None:
         self.p = check_fraction("p", p)
         self.seed = seed
-        self._rng = random.Random(seed)
         # score = u, cloud when u >= 1 - p: exactly probability p.
         self.threshold = 1.0 - self.p
 
     def score(self, route_input: RouteInput) -> float:
-        return self._rng.random()
+        if self.seed is None:
+            return random.random()
+        key = "\x1f".join(
+            (
+                str(self.seed),
+                route_input.task,
+                str(route_input.step),
+                route_input.observation,
+                route_input.last_action,
+            )
+        )
+        digest = hashlib.sha256(key.encode("utf-8")).digest()
+        return int.from_bytes(digest[:8], "big") / 2.0**64
 
     def reason(self, route_input: RouteInput, score: float, target: Target) -> str:
         return f"random draw with p(cloud)={self.p}"

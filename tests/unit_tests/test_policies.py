@@ -30,18 +30,54 @@ def test_registry_errors_name_the_value_and_the_choices() -> None:
     assert isinstance(get_policy("random", p=0.2), RandomPolicy)
 
 
+def _episode(seed: int, steps: int) -> list[RouteInput]:
+    return [
+        RouteInput(task=f"task {seed}", step=t, observation=f"room {seed}.{t}")
+        for t in range(steps)
+    ]
+
+
 def test_random_policy_rate_and_reproducibility() -> None:
-    ri = RouteInput()
+    states = [ri for s in range(500) for ri in _episode(s, 8)]
     pol = RandomPolicy(0.3, seed=1)
-    targets = [pol.decide(ri)["target"] for _ in range(4000)]
+    targets = [pol.decide(ri)["target"] for ri in states]
     share = targets.count("cloud") / len(targets)
     assert 0.27 < share < 0.33
     pol2 = RandomPolicy(0.3, seed=1)
-    assert [pol2.decide(ri)["target"] for _ in range(4000)] == targets
-    assert all(RandomPolicy(0.0).decide(ri)["target"] == "edge" for _ in range(100))
-    assert all(RandomPolicy(1.0).decide(ri)["target"] == "cloud" for _ in range(100))
+    assert [pol2.decide(ri)["target"] for ri in reversed(states)] == targets[::-1]
+    other = [RandomPolicy(0.3, seed=2).decide(ri)["target"] for ri in states]
+    assert other != targets
+    assert all(RandomPolicy(0.0).decide(ri)["target"] == "edge" for ri in states[:100])
+    assert all(RandomPolicy(1.0).decide(ri)["target"] == "cloud" for ri in states[:100])
     with pytest.raises(ValueError, match=r"p must be a number in \[0, 1\], got 1.5"):
         RandomPolicy(1.5)
+
+
+def test_random_policy_made_per_episode_does_not_repeat_its_draws() -> None:
+    # A bench makes one policy per episode. The draws used to restart from the seed each
+    # time: every 6-step episode got the same 6 draws, and at p=0.75 all of them (0.84,
+    # 0.76, 0.42, 0.26, 0.51, 0.40) were >= 0.25, so every step of every episode went to
+    # the cloud (125 of 125 steps on 20 ALFWorld-style test episodes).
+    for p in (0.25, 0.5, 0.75):
+        runs = [[RandomPolicy(p).decide(ri)["target"] for ri in _episode(s, 6)] for s in range(200)]
+        assert len({tuple(r) for r in runs}) > 20
+        share = sum(r.count("cloud") for r in runs) / (6 * 200)
+        assert abs(share - p) < 0.05, (p, share)
+
+
+def test_random_policy_draws_do_not_depend_on_other_threads() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    states = [ri for s in range(50) for ri in _episode(s, 6)]
+    alone = [RandomPolicy(0.5).decide(ri)["target"] for ri in states]
+    shared = RandomPolicy(0.5)
+    with ThreadPoolExecutor(8) as pool:
+        together = list(pool.map(lambda ri: shared.decide(ri)["target"], states))
+    assert together == alone
+    unseeded = RandomPolicy(0.5, seed=None)
+    assert (
+        0.3 < [unseeded.decide(states[0])["target"] for _ in range(400)].count("cloud") / 400 < 0.7
+    )
 
 
 def test_calibrate_threshold_hits_the_share() -> None:
