@@ -12,6 +12,7 @@ hermes tool-call parser (the project's `EdgeServer` passes it). Writes ``{"base_
 to ``--info`` once ready, then serves until killed (SIGTERM stops the server's process group).
 
     nice -n 10 .venv/bin/python scripts/bfcl_serve.py 0.5b --info runs/bfcl/edge.json
+    .venv/bin/python scripts/bfcl_serve.py 0.5b --assemble-only   # prints the GGUF's path
 """
 
 from __future__ import annotations
@@ -75,10 +76,18 @@ def main(argv: list[str] | None = None) -> int:
     """Assemble, serve, write the info file, wait."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model", choices=sorted(MODELS))
-    parser.add_argument("--info", required=True, help="JSON file written once the server is up")
+    parser.add_argument("--info", help="JSON file written once the server is up")
+    parser.add_argument(
+        "--assemble-only", action="store_true", help="assemble the GGUF, print its path, exit"
+    )
     parser.add_argument("--max-model-len", type=int, default=8192)
     parser.add_argument("--port", type=int, default=None)
     args = parser.parse_args(argv)
+    if args.assemble_only:
+        print(assemble(args.model))
+        return 0
+    if not args.info:
+        parser.error("--info is required to serve (or give --assemble-only)")
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
     t0 = time.perf_counter()
     gguf = assemble(args.model)

@@ -91,6 +91,8 @@ def _adapt(args: argparse.Namespace) -> int:
         f"cloud action, {stats.invalid} invalid)",
         file=sys.stderr,
     )
+    if args.base and not Path(args.base).exists():
+        return _fail(f"--base {args.base}: no such file or directory (a model dir or a .gguf file)")
     if args.base and Path(args.base).is_file():
         from langgraph_hera.models.adapters import convert_gguf
 

@@ -103,8 +103,9 @@ def bench_points(policies: Sequence[str], *, sweep: bool = False) -> list[BenchP
     With ``sweep``, tunable policies get `SWEEPS`'s points (merged over the fixed arguments).
 
     Raises:
-        ValueError: An unknown policy name (the message lists the registered ones) or a
-            malformed argument.
+        ValueError: An unknown policy name (the message lists the registered ones), a
+            malformed argument, or arguments the policy refuses (``random:p=1.5``, a missing
+            router file): each point's policy is made once here, before anything starts.
     """
     known = available_policies()
     parsed = [parse_point(p) for p in policies]
@@ -121,7 +122,13 @@ def bench_points(policies: Sequence[str], *, sweep: bool = False) -> list[BenchP
             points += [BenchPoint(name, {**fixed, **kw}) for kw in SWEEPS[name]]
         else:
             points.append(BenchPoint(name, fixed))
-    return list({p.label: p for p in points}.values())  # one point per label
+    unique = list({p.label: p for p in points}.values())  # one point per label
+    for point in unique:  # every point's arguments checked before any server starts
+        try:
+            get_policy(point.policy, **point.kwargs)
+        except (TypeError, ValueError, OSError) as exc:
+            raise ValueError(f"bench point {point.label!r}: {exc}") from exc
+    return unique
 
 
 @dataclass

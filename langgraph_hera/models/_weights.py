@@ -32,7 +32,12 @@ class ModelShape:
     """What the edge estimates need to know about the served model.
 
     Attributes:
-        n_params: Parameters N (edge energy, E = 2N(n_p + n_d)/eta).
+        n_params: Parameters N a token passes through (edge energy, E = 2N(n_p + n_d)/eta):
+            every stored weight, except that the token-embedding table (a lookup, no
+            arithmetic) is not counted when the output matrix is stored apart from it. A tied
+            model counts its one embedding matrix (it is the output matrix), so a tied model
+            and its untied copy (a converted GGUF: Qwen2.5-0.5B stores 630.2M weights) both
+            count 494.0M.
         n_layers: Transformer layers L.
         n_kv_heads: Key/value heads H_kv.
         head_dim: Head dimension d_h.
@@ -98,7 +103,7 @@ def _config_shape(config: Mapping[str, Any], *, source: str) -> ModelShape:
     vocab = int(config.get("vocab_size") or 0)
     # A Llama-style decoder: attention (q, k, v, o), gated MLP (3 matrices), two norms per layer.
     per_layer = hidden * head_dim * (2 * heads + 2 * kv_heads) + 3 * hidden * inter + 2 * hidden
-    embeddings = vocab * hidden * (1 if config.get("tie_word_embeddings", True) else 2)
+    embeddings = vocab * hidden  # the output matrix; the lookup table is not counted (n_params)
     n_params = layers * per_layer + embeddings + hidden
     return ModelShape(
         float(n_params), layers, kv_heads, head_dim, str(config.get("model_type", ""))
@@ -106,17 +111,20 @@ def _config_shape(config: Mapping[str, Any], *, source: str) -> ModelShape:
 
 
 def _safetensors_params(model_dir: Path) -> int | None:
-    """Exact parameter count from the safetensors headers (no tensor data is read)."""
+    """Parameter count from the safetensors headers (no tensor data is read), the embedding
+    table left out when ``lm_head`` is stored apart (see `ModelShape.n_params`)."""
     files = sorted(model_dir.glob("*.safetensors"))
     if not files:
         return None
-    total = 0
+    sizes: dict[str, int] = {}
     for f in files:
         with open(f, "rb") as fh:
             (size,) = struct.unpack("<Q", fh.read(8))
             header = json.loads(fh.read(size))
-        total += sum(math.prod(t["shape"]) for k, t in header.items() if k != "__metadata__")
-    return total
+        sizes.update({k: math.prod(t["shape"]) for k, t in header.items() if k != "__metadata__"})
+    embed = [n for k, n in sizes.items() if k.endswith("embed_tokens.weight")]
+    untied = any(k == "lm_head.weight" or k.endswith(".lm_head.weight") for k in sizes)
+    return sum(sizes.values()) - (embed[0] if embed and untied else 0)
 
 
 def _gguf_shape(path: Path) -> ModelShape:
@@ -143,7 +151,9 @@ def _gguf_shape(path: Path) -> ModelShape:
     heads = int(got["heads"])
     kv_heads = int(value(f"{arch}.attention.head_count_kv") or heads)
     head_dim = int(value(f"{arch}.attention.key_length") or int(got["hidden"]) // heads)
-    n_params = sum(int(t.n_elements) for t in reader.tensors)
+    sizes = {t.name: int(t.n_elements) for t in reader.tensors}
+    untied = "output.weight" in sizes and "token_embd.weight" in sizes
+    n_params = sum(sizes.values()) - (sizes["token_embd.weight"] if untied else 0)
     return ModelShape(float(n_params), int(got["layers"]), kv_heads, head_dim, arch)
 
 

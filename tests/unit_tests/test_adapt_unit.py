@@ -78,3 +78,7 @@ def test_adapt_names_a_base_gguf_it_cannot_convert(tmp_path, capsys) -> None:
     rc = main(["adapt", "--data", str(run), "--out", str(tmp_path / "a"), "--base", str(bad)])
     assert rc != 0
     assert f"could not convert {bad} to a model directory" in capsys.readouterr().err
+    missing = tmp_path / "missing.gguf"
+    rc = main(["adapt", "--data", str(run), "--out", str(tmp_path / "b"), "--base", str(missing)])
+    assert rc != 0 and not (tmp_path / "b").exists()
+    assert f"--base {missing}: no such file or directory" in capsys.readouterr().err

@@ -449,6 +449,31 @@ def test_model_shape_counts_safetensors_exactly(tmp_path: Path) -> None:
     assert model_shape(tmp_path).n_params == 22
 
 
+def test_an_untied_output_matrix_does_not_count_the_embedding_table_twice(tmp_path: Path) -> None:
+    """Qwen2.5-0.5B's GGUF stores its output matrix apart (630.2M weights); the per-token count
+    is the tied model's 494.0M. It used to count 630.2M (27% more edge energy)."""
+    import json
+    import struct
+
+    from langgraph_hera.models._weights import model_shape
+
+    (tmp_path / "config.json").write_text(json.dumps(SMOLLM2_CONFIG))
+    tensors = {"model.embed_tokens.weight": [10, 4], "lm_head.weight": [10, 4], "w": [4, 4]}
+    header = {"__metadata__": {}}
+    offset = 0
+    for name, shape in tensors.items():
+        size = 2 * shape[0] * shape[1]
+        header[name] = {"dtype": "BF16", "shape": shape, "data_offsets": [offset, offset + size]}
+        offset += size
+    raw = json.dumps(header).encode()
+    (tmp_path / "model.safetensors").write_bytes(struct.pack("<Q", len(raw)) + raw + bytes(offset))
+    assert model_shape(tmp_path).n_params == 40 + 16  # lm_head + w; the lookup table left out
+    del header["lm_head.weight"]  # tied: the one embedding matrix is the output matrix
+    raw = json.dumps(header).encode()
+    (tmp_path / "model.safetensors").write_bytes(struct.pack("<Q", len(raw)) + raw + bytes(offset))
+    assert model_shape(tmp_path).n_params == 40 + 16
+
+
 def test_model_shape_from_gguf_metadata(tmp_path: Path) -> None:
     gguf = pytest.importorskip("gguf")
     import numpy as np
@@ -470,6 +495,19 @@ def test_model_shape_from_gguf_metadata(tmp_path: Path) -> None:
     shape = model_shape(path)
     assert shape.kv_dims == (4, 2, 16) and shape.n_params == 10 * 128 + 128
     assert shape.architecture == "llama"
+    untied = tmp_path / "untied.gguf"
+    writer = gguf.GGUFWriter(str(untied), "llama")
+    writer.add_block_count(4)
+    writer.add_head_count(8)
+    writer.add_embedding_length(128)
+    writer.add_tensor("token_embd.weight", np.zeros((10, 128), dtype=np.float32))
+    writer.add_tensor("output.weight", np.zeros((10, 128), dtype=np.float32))
+    writer.add_tensor("output_norm.weight", np.zeros((128,), dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    assert model_shape(untied).n_params == 10 * 128 + 128
 
 
 def test_model_shape_names_what_is_missing(tmp_path: Path) -> None:

@@ -199,12 +199,24 @@ def test_bench_writes_report_csv_and_plot(env, tmp_path) -> None:
 
 
 def test_bench_point_arguments() -> None:
-    points = bench_points(["hera:path=runs/x/router.npz:threshold=0.4"])
+    router = "langgraph_hera/artifacts/hera-twc.npz"
+    points = bench_points([f"hera:path={router}:threshold=0.4"])
     assert points[-1].policy == "hera"
-    assert points[-1].kwargs == {"path": "runs/x/router.npz", "threshold": 0.4}
-    assert points[-1].label == "hera-router-t0.4"
+    assert points[-1].kwargs == {"path": router, "threshold": 0.4}
+    assert points[-1].label == "hera-hera-twc-t0.4"
     with pytest.raises(ValueError, match=r"must look like key=value, got 'oops'"):
         bench_points(["random:oops"])
+
+
+def test_bench_points_refuse_bad_arguments_before_anything_starts() -> None:
+    # These used to pass here and fail as a traceback after the edge server had started and
+    # the always-edge / always-cloud points had been played.
+    with pytest.raises(ValueError, match=r"'random-p1.5': p must be a number in \[0, 1\], got 1.5"):
+        bench_points(["random:p=1.5"])
+    with pytest.raises(ValueError, match=r"'random-q2'.*q"):
+        bench_points(["random:q=2"])
+    with pytest.raises(ValueError, match=r"'hera-router'.*runs/x/router.npz"):
+        bench_points(["hera:path=runs/x/router.npz"])
 
 
 def test_bench_reports_langchain_router_as_a_task_level_baseline(env, tmp_path) -> None:
