@@ -49,3 +49,16 @@ def test_the_shipped_qwen_adapter_names_its_base_model_and_data() -> None:
     assert info["steps_done"] == info["config"]["steps"] == 250
     assert info["data"]["episodes"] == 390  # 200 twc + 190 solved ALFWorld-style train episodes
     assert (qwen / "adapter_model.safetensors").stat().st_size < 10_000_000
+
+
+def test_the_routers_for_the_qwen_edge_load_and_name_their_edge() -> None:
+    import json
+
+    import numpy as np
+
+    artifacts = SHIPPED_ADAPTER.parent
+    for name, threshold in (("hera-qwen05-alfworld", 0.170), ("hera-qwen05-twc", 0.483)):
+        router = get_policy("hera", path=str(artifacts / f"{name}.npz"))
+        assert round(router.threshold, 3) == threshold  # calibrated on dev, as measured
+        meta = json.loads(str(np.load(artifacts / f"{name}.npz")["meta"]))
+        assert meta["models"]["edge"] == "qwen2.5-coder-0.5b-instruct+qwen05-twc-alf-lora"
