@@ -87,6 +87,24 @@ def _stop_all() -> None:
             pass
 
 
+def _live_group_members(pgid: int) -> list[int]:
+    """Pids in process group ``pgid`` that are not zombies (Linux ``/proc``; elsewhere: none
+    known, so nothing is waited for)."""
+    members = []
+    for entry in Path("/proc").iterdir() if Path("/proc/self/stat").exists() else ():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # pid (comm) state ppid pgrp ...: comm may hold spaces and parentheses.
+        fields = stat[stat.rfind(")") + 2 :].split()
+        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] != "Z":
+            members.append(int(entry.name))
+    return members
+
+
 class EdgeServer:
     """A local OpenAI-compatible server for the edge model (vLLM, or llama.cpp's server).
 
@@ -412,11 +430,28 @@ class EdgeServer:
                 proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 logger.error("edge server %s did not die after SIGKILL", proc.pid)
+            self._kill_stragglers(proc.pid, timeout)
             logger.info("edge server %s stopped", proc.pid)
         _LIVE.discard(self)
         if self._log_fh is not None:
             self._log_fh.close()
             self._log_fh = None
+
+    @staticmethod
+    def _kill_stragglers(pgid: int, timeout: float) -> None:
+        """SIGKILL the group again until it is empty: a process forked while the group was
+        being signalled (vLLM starts workers on demand) misses that signal and lives on as an
+        orphan (seen once in CI: one of the server's processes outlived ``hera run``)."""
+        deadline = time.monotonic() + timeout
+        while _live_group_members(pgid):
+            try:
+                os.killpg(pgid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                return
+            if time.monotonic() > deadline:
+                logger.error("edge server group %s still has processes after SIGKILL", pgid)
+                return
+            time.sleep(0.1)
 
     @staticmethod
     def _signal_group(pgid: int, sig: signal.Signals) -> None:
