@@ -11,7 +11,7 @@ game's score after each step, progress made and undone, and a loop warning: for 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from langchain_core.messages import (
@@ -41,11 +41,7 @@ def action_prompt(state: dict[str, Any], *, history_window: int = 4) -> list[Bas
     if past:
         lines.append("Recent steps:")
         lines += [f"> {p['action']}\n{clip_text(p['next_observation'])}" for p in past]
-    lines.append(f"Observation: {clip_text(state.get('observation', ''))}")
-    valid = state.get("valid_actions") or []
-    if valid:
-        lines.append("Valid actions: " + " | ".join(valid))
-    lines.append("Action:")
+    lines += _state_lines(state)
     return [SystemMessage(ACTION_SYSTEM_PROMPT), HumanMessage("\n".join(lines))]
 
 
@@ -116,12 +112,17 @@ def episode_prompt(
                 f"\nScore: {_fmt_score(after)} ({_change(change)})"
             )
         lines += _progress_lines(scored)
-    lines.append(f"Observation: {clip_text(state.get('observation', ''))}")
+    lines += _state_lines(state)
+    return [SystemMessage(EPISODE_SYSTEM_PROMPT), HumanMessage("\n".join(lines))]
+
+
+def _state_lines(state: Mapping[str, Any]) -> list[str]:
+    """The prompt's closing lines, the same in every layout: observation, valid actions, cue."""
+    lines = [f"Observation: {clip_text(state.get('observation', ''))}"]
     valid = state.get("valid_actions") or []
     if valid:
         lines.append("Valid actions: " + " | ".join(valid))
-    lines.append("Action:")
-    return [SystemMessage(EPISODE_SYSTEM_PROMPT), HumanMessage("\n".join(lines))]
+    return [*lines, "Action:"]
 
 
 def _progress_lines(scored: Sequence[tuple[dict[str, Any], float, float]]) -> list[str]:

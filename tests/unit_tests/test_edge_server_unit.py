@@ -474,39 +474,39 @@ def test_an_untied_output_matrix_does_not_count_the_embedding_table_twice(tmp_pa
     assert model_shape(tmp_path).n_params == 40 + 16
 
 
-def test_model_shape_from_gguf_metadata(tmp_path: Path) -> None:
+def _tiny_gguf(path: Path, tensors: list[str], *, kv_heads: int | None = 2) -> Path:
+    """A llama GGUF with 4 layers, 8 heads, width 128 and zero tensors (vocabulary 10)."""
     gguf = pytest.importorskip("gguf")
     import numpy as np
 
-    from langgraph_hera.models._weights import model_shape
-
-    path = tmp_path / "tiny.gguf"
+    shapes = {"token_embd.weight": (10, 128), "output.weight": (10, 128)}
     writer = gguf.GGUFWriter(str(path), "llama")
     writer.add_block_count(4)
     writer.add_head_count(8)
-    writer.add_head_count_kv(2)
+    if kv_heads is not None:
+        writer.add_head_count_kv(kv_heads)
     writer.add_embedding_length(128)
-    writer.add_tensor("token_embd.weight", np.zeros((10, 128), dtype=np.float32))
-    writer.add_tensor("output_norm.weight", np.zeros((128,), dtype=np.float32))
+    for name in tensors:
+        writer.add_tensor(name, np.zeros(shapes.get(name, (128,)), dtype=np.float32))
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
     writer.close()
+    return path
+
+
+def test_model_shape_from_gguf_metadata(tmp_path: Path) -> None:
+    from langgraph_hera.models._weights import model_shape
+
+    path = _tiny_gguf(tmp_path / "tiny.gguf", ["token_embd.weight", "output_norm.weight"])
     shape = model_shape(path)
     assert shape.kv_dims == (4, 2, 16) and shape.n_params == 10 * 128 + 128
     assert shape.architecture == "llama"
-    untied = tmp_path / "untied.gguf"
-    writer = gguf.GGUFWriter(str(untied), "llama")
-    writer.add_block_count(4)
-    writer.add_head_count(8)
-    writer.add_embedding_length(128)
-    writer.add_tensor("token_embd.weight", np.zeros((10, 128), dtype=np.float32))
-    writer.add_tensor("output.weight", np.zeros((10, 128), dtype=np.float32))
-    writer.add_tensor("output_norm.weight", np.zeros((128,), dtype=np.float32))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+    untied = _tiny_gguf(
+        tmp_path / "untied.gguf",
+        ["token_embd.weight", "output.weight", "output_norm.weight"],
+        kv_heads=None,
+    )
     assert model_shape(untied).n_params == 10 * 128 + 128
 
 
