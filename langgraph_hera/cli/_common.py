@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -399,25 +399,66 @@ class _Models:
         )
 
 
-def _progress() -> Any:
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+def _progress(unit: str = "episodes") -> Any:
+    """A progress display: done/total ``unit``, failed episodes, and the time elapsed.
+
+    No time-remaining estimate: episodes of one run take from seconds to many minutes (a short
+    win against a ``--max-steps`` loop of slow model calls), so an ETA extrapolated from the
+    first ones misleads. The failed count comes from `_episode_callback` (tasks added without
+    it show none).
+    """
+    from rich.progress import BarColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
+    from rich.text import Text
+
+    class FailedColumn(ProgressColumn):
+        def render(self, task: Any) -> Text:
+            failed = task.fields.get("failed")
+            if failed is None:
+                return Text("")
+            return Text(f"{failed} failed", style="red" if failed else "dim")
 
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
-        TextColumn("{task.completed}/{task.total} episodes"),
-        TimeRemainingColumn(),
+        TextColumn(f"{{task.completed}}/{{task.total}} {unit}"),
+        FailedColumn(),
+        TimeElapsedColumn(),
     )
 
 
-def _with_point_progress(points: Sequence[Any], total: int, run: Any) -> None:
-    """``run(on_episode)`` with one progress bar per point (``point.label``)."""
-    with _progress() as progress:
-        tasks = {p.label: progress.add_task(p.label, total=total, start=False) for p in points}
+def _episode_callback(progress: Any, task: Any) -> Callable[[Any], None]:
+    """An ``on_episode`` callback for ``task`` of a `_progress` display: one more done, and one
+    more failed when the episode raised (``EpisodeResult.error``, the table's failed episodes)."""
+    failed = 0
+    progress.update(task, failed=failed)
 
-        def advance(point: Any, _: Any) -> None:
-            progress.start_task(tasks[point.label])
-            progress.advance(tasks[point.label])
+    def on_episode(result: Any) -> None:
+        nonlocal failed
+        failed += getattr(result, "error", None) is not None
+        progress.update(task, advance=1, failed=failed)
+
+    return on_episode
+
+
+def _with_point_progress(points: Sequence[Any], total: int, run: Any) -> None:
+    """``run(on_episode)`` with one progress bar per point (``point.label``).
+
+    The points are played one after the other: each bar's clock starts when the point before it
+    is done (the first at once), so its elapsed time is that point's own.
+    """
+    with _progress() as progress:
+        tasks = [progress.add_task(p.label, total=total, start=False) for p in points]
+        index = {p.label: i for i, p in enumerate(points)}
+        callbacks = [_episode_callback(progress, t) for t in tasks]
+        if tasks:
+            progress.start_task(tasks[0])
+
+        def advance(point: Any, result: Any) -> None:
+            i = index[point.label]
+            progress.start_task(tasks[i])
+            callbacks[i](result)
+            if progress.tasks[i].finished and i + 1 < len(tasks):
+                progress.start_task(tasks[i + 1])
 
         run(advance)
 

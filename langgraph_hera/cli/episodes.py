@@ -16,6 +16,7 @@ from langgraph_hera.cli._common import (
     _check_run_args,
     _checkpoint_target,
     _env_factory,
+    _episode_callback,
     _fail,
     _interrupt,
     _Models,
@@ -124,11 +125,11 @@ def _run(args: argparse.Namespace) -> int:
     try:
         with _progress() as progress:
             task = progress.add_task(f"{args.suite} / {args.policy}", total=len(seeds))
-            results = runner.run(seeds, on_episode=lambda _: progress.advance(task))
+            results = runner.run(seeds, on_episode=_episode_callback(progress, task))
             if play_baseline:
                 task = progress.add_task(f"{args.suite} / always-cloud", total=len(seeds))
                 baseline = _always_cloud(runner, baseline_dir).run(
-                    seeds, on_episode=lambda _: progress.advance(task)
+                    seeds, on_episode=_episode_callback(progress, task)
                 )
     finally:
         models.stop()

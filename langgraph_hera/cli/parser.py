@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import copy
+import re
 
 from langgraph_hera.cli._common import (
     ADAPTER_HELP,
@@ -27,9 +29,47 @@ DESCRIPTION = (
 )
 
 
+def _shows_default(action: argparse.Action) -> bool:
+    """Whether ``--help`` should append ``(default: X)`` to ``action``'s help: only when X tells
+    the reader something the help does not already say.
+
+    Not for ``None`` or an empty list or string (nothing is set), not for the ``False`` of a
+    flag (it is off unless given; ``--x/--no-x`` pairs do show theirs), not for positionals
+    that must be given, and not when the help already states its default (``auto (default):
+    ...``, ``default: a free port``, ``%(default)s``): argparse's
+    `ArgumentDefaultsHelpFormatter` appends it to every one of those.
+    """
+    default = action.default
+    if default is None or default is argparse.SUPPRESS:
+        return False
+    if not action.option_strings and action.nargs not in (argparse.OPTIONAL, argparse.ZERO_OR_MORE):
+        return False
+    if isinstance(default, (str, list, tuple, dict, set, frozenset)) and not default:
+        return False
+    is_pair = isinstance(action, argparse.BooleanOptionalAction)
+    if (default is False or action.nargs == 0) and not is_pair:
+        return False
+    return re.search(r"\bdefault\b|%\(default\)", action.help or "", re.IGNORECASE) is None
+
+
+class _DefaultsHelpFormatter(argparse.HelpFormatter):
+    """``--help`` with each option's default shown once, where it is informative
+    (`_shows_default`); options without a help text show it too."""
+
+    def _format_action(self, action: argparse.Action) -> str:
+        if not action.help and _shows_default(action):
+            action = copy.copy(action)  # the parser's own action keeps its (empty) help
+            action.help = "(default: %(default)s)"
+        return super()._format_action(action)
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        return f"{text} (default: %(default)s)" if _shows_default(action) else text
+
+
 def _with_defaults(add_parser):  # type: ignore[no-untyped-def]  # argparse's own signature
     def add(*args, **kwargs):  # type: ignore[no-untyped-def]
-        kwargs.setdefault("formatter_class", argparse.ArgumentDefaultsHelpFormatter)
+        kwargs.setdefault("formatter_class", _DefaultsHelpFormatter)
         return add_parser(*args, **kwargs)
 
     return add
@@ -40,10 +80,12 @@ def build_parser() -> argparse.ArgumentParser:
     from langgraph_hera.policies import available_policies
     from langgraph_hera.training.usd import DEFAULT_FAILURE_PENALTY_USD, DEFAULT_STEP_COST_USD
 
-    parser = argparse.ArgumentParser(prog="hera", description=DESCRIPTION)
+    parser = argparse.ArgumentParser(
+        prog="hera", description=DESCRIPTION, formatter_class=_DefaultsHelpFormatter
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     sub = parser.add_subparsers(dest="command", required=True)
-    # Every sub-command shows its defaults in --help.
+    # Every sub-command shows its informative defaults in --help, once.
     sub.add_parser = _with_defaults(sub.add_parser)  # type: ignore[method-assign]
 
     serve = sub.add_parser("serve", help="serve the edge model (OpenAI-compatible) until stopped")

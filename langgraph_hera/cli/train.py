@@ -40,7 +40,7 @@ def _profile(args: argparse.Namespace) -> int:
         return _fail(f"could not start the edge server: {exc}")
     t0 = time.perf_counter()
     try:
-        with _progress() as progress:
+        with _progress("tasks") as progress:
             task = progress.add_task(f"profile {args.suite}", total=len(seeds))
             profile = profile_tasks(
                 _env_factory(args),
