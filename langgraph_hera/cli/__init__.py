@@ -2,7 +2,8 @@
 
 ``episodes``: ``hera serve`` (edge server), ``hera run`` (routed episodes), ``hera record``
 (trajectories for training routers), ``hera bench`` (policies compared); ``supervise``:
-``hera supervise``; ``train``: ``hera profile``, ``hera adapt``, ``hera train``; ``parser``: the
+``hera supervise``; ``train``: ``hera profile``, ``hera adapt``, ``hera train``; ``calibrate``:
+``hera calibrate`` (closed loop; offline with ``--traces`` in ``traces``); ``parser``: the
 argument parser; ``_common``: what they share."""
 
 from __future__ import annotations

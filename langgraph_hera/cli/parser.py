@@ -12,6 +12,7 @@ from langgraph_hera.cli._common import (
     DEFAULT_LOCAL_LLM_PRICE,
     _postgres_url,
 )
+from langgraph_hera.cli.calibrate import _calibrate
 from langgraph_hera.cli.episodes import _bench, _run, _serve
 from langgraph_hera.cli.supervise import _supervise
 from langgraph_hera.cli.traces import add_trace_commands
@@ -24,8 +25,8 @@ DESCRIPTION = (
     "hera serve (edge server), hera run (routed episodes), hera record (trajectories for "
     "training routers), hera bench (policies compared), hera supervise, hera profile, "
     "hera adapt, hera train (a router from game recordings or your agent's traces), "
-    "hera calibrate (a router's threshold on dev traces), hera report (a router against the "
-    "baselines on held-out traces)"
+    "hera calibrate (a router's threshold on dev traces or played dev episodes), hera report "
+    "(a router against the baselines on held-out traces)"
 )
 
 
@@ -451,4 +452,37 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--edge-id", default=None, help="edge model/adapter id stored in the file")
     train.set_defaults(func=_train)
     add_trace_commands(sub, train)
+    # `hera calibrate` (made with the --traces commands) also plays dev episodes: closed loop.
+    cal = sub.choices["calibrate"]
+    episode_args(cal, fold="dev", policy=False)
+    cal.set_defaults(episodes=20, func=_calibrate)
+    (fold,) = (a for a in cal._actions if a.dest == "fold")
+    fold.help = "closed loop: train or dev (test is refused: never tune on test)"
+    cal.add_argument(
+        "--policy-arg",
+        action="append",
+        default=[],
+        metavar="path=ROUTER.npz",
+        help="closed loop: the router file (as hera bench's hera:path=...)",
+    )
+    cal.add_argument(
+        "--thresholds",
+        default=None,
+        metavar="T1,T2,...",
+        help="closed loop: thresholds to play against always-cloud on the fold's episodes, "
+        "e.g. 0.2,0.3,0.4,0.5,0.6 (each in [0, 1])",
+    )
+    cal.add_argument(
+        "--min-success-ratio",
+        type=float,
+        default=0.95,
+        help="closed loop: keep at least this share of always-cloud's success, in (0, 1]; the "
+        "cheapest threshold that does (least cloud USD) is chosen",
+    )
+    cal.add_argument(
+        "--bench-dir",
+        default=None,
+        help="closed loop: the episodes' directory, resumable (default: "
+        "runs/calibrate-SUITE-FOLD-ROUTER-HASH)",
+    )
     return parser

@@ -110,14 +110,25 @@ def add_trace_commands(sub: argparse._SubParsersAction, train: argparse.Argument
     )
     label_args(train)
 
-    cal = sub.add_parser("calibrate", help="set a router's threshold on replayed dev traces")
-    cal.add_argument("--router", required=True, help="router file (.npz)")
-    cal.add_argument("--traces", required=True, help="replayed dev trace store")
-    cal.add_argument("--cloud-share", type=float, default=None)
-    cal.add_argument("--cloud-usd-share", type=float, default=None)
-    cal.add_argument("--out", default=None, help="write here (default: overwrite --router)")
+    cal = sub.add_parser(
+        "calibrate",
+        help="set a router's threshold: offline on replayed dev traces (--traces) or in the "
+        "closed loop on played dev episodes (--thresholds)",
+    )
+    cal.add_argument(
+        "--router", default=None, help="router file (.npz) (closed loop: or --policy-arg path=)"
+    )
+    cal.add_argument("--traces", default=None, help="replayed dev trace store (offline)")
+    cal.add_argument("--cloud-share", type=float, default=None, help="offline (--traces)")
+    cal.add_argument("--cloud-usd-share", type=float, default=None, help="offline (--traces)")
+    cal.add_argument(
+        "--out",
+        default=None,
+        help="write here (default: with --traces, the --router file itself; in the closed "
+        "loop, ROUTER-cal.npz beside it: the router is never overwritten unless --out names it)",
+    )
     label_args(cal)
-    cal.set_defaults(func=_calibrate)
+    cal.set_defaults(func=_calibrate)  # the closed loop's options: `cli.parser`
 
     rep = sub.add_parser(
         "report", help="offline report of a router vs baselines on held-out replayed traces"
