@@ -449,7 +449,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--embedder", default="hashed", help="hashed or a MiniLM model id")
     train.add_argument("--hash-dim", type=int, default=128)
     train.add_argument("--hidden", type=int, default=16)
-    train.add_argument("--edge-id", default=None, help="edge model/adapter id stored in the file")
+    train.add_argument(
+        "--edge-id",
+        default=None,
+        help="edge model/adapter id stored in the file (default: --edge-model with --edge-url)",
+    )
     train.set_defaults(func=_train)
     add_trace_commands(sub, train)
     # `hera calibrate` (made with the --traces commands) also plays dev episodes: closed loop.

@@ -281,7 +281,9 @@ def _train(args: argparse.Namespace) -> int:
     if usd_budget is not None:
         episodes = len({(r.get("suite"), r.get("seed")) for r in (dev or records)})
         usd_budget = usd_budget * episodes
-    router = HeraRouter(spec=spec, hidden=args.hidden, edge_model=args.edge_id)
+    # The edge the router is for: --edge-id, else the served model named by --edge-model.
+    edge_id = args.edge_id or (args.edge_model if args.edge_url else None)
+    router = HeraRouter(spec=spec, hidden=args.hidden, edge_model=edge_id)
     try:
         run = fit_imitation(
             router,

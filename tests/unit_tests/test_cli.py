@@ -156,6 +156,24 @@ def test_train_imitation_router_and_refuse_non_train_seeds(tmp_path, capsys) -> 
     assert main(["train", "--data", str(tmp_path / "train"), "--out", "x", "--rounds", "-1"]) == 2
 
 
+def test_train_names_the_served_edge_it_was_trained_for(tmp_path) -> None:
+    """A router trained against --edge-url/--edge-model is for that edge (the pairing check
+    of `HeraRouter.load` needs the name); --edge-id still wins."""
+    from langgraph_hera.policies import HeraRouter
+
+    _replay_records(tmp_path / "train", range(12))
+    out = tmp_path / "router.npz"
+    base = ["train", "--data", str(tmp_path / "train"), "--out", str(out), "--labels", "agree"]
+    served = ["--edge-url", "http://127.0.0.1:9/v1", "--edge-model", "qwen-edge+lora"]
+    assert main([*base, *served]) == 0
+    assert HeraRouter(out).models["edge"] == "qwen-edge+lora"
+    with pytest.raises(ValueError, match="trained for edge model 'qwen-edge\\+lora'"):
+        HeraRouter(out, edge_model="smollm2")
+    assert main([*base, *served, "--edge-id", "my-edge"]) == 0
+    assert HeraRouter(out).models["edge"] == "my-edge"
+    assert main(base) == 0 and HeraRouter(out).models["edge"] is None
+
+
 def test_train_with_replay_labels_on_real_twc_games(tmp_path, capsys) -> None:
     """--labels replay: edge proposals are replayed in the real game, the expert continuing."""
     pytest.importorskip("textworld_express")
