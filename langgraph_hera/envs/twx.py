@@ -37,9 +37,14 @@ is deterministic given (seed, actions), so it can replay any episode into the sa
    cooking or cutting one the wrong way ends the game at once, as a failure.)
 
 Replaying a whole episode takes a few milliseconds; planning an episode (the first expert call)
-a few hundred. TextWorldExpress's gold agent is an unseeded random walk, so the gold path, and
-with it the expert's plan, can differ between resets of the same seed (its length rarely by more
-than a step); success does not depend on it.
+a few hundred.
+
+TextWorldExpress's own gold path (``reset(generateGoldPath=True)``) comes from a random walk on an
+unseeded ``scala.util.Random``: a different path at every reset and in every process, and with it
+a different expert plan (other containers, another order, episodes a step or two longer or
+shorter). `gold` is made here instead by the same gold agent on a fresh copy of the game with the
+walk seeded by the game's seed (`_seeded_gold_path`), so a seed's gold path, expert plan and
+expert episode are the same in every process.
 """
 
 from __future__ import annotations
@@ -62,6 +67,15 @@ __all__ = [
 ]
 
 logger = get_logger(__name__)
+
+#: Each suite's gold agent (``textworldexpress.goldagent``), run by `_seeded_gold_path`.
+_GOLD_AGENTS = {
+    "twc": "TWCGoldAgent",
+    "cookingworld": "CookingWorldGoldAgent",
+    "coin": "CoinGoldAgent",
+}
+#: Games TextWorldExpress tries before giving up on a gold path (``mkGameWithGoldPath``).
+_GOLD_ATTEMPTS = 50
 
 
 class TextWorldExpressEnv(_ExpertPlanner):
@@ -147,13 +161,13 @@ class TextWorldExpressEnv(_ExpertPlanner):
     def reset(self, seed: int) -> EnvStep:
         fold = fold_of(int(seed))
         # The game (and its parameters) was loaded once in __init__: no reload per reset.
-        obs, info = self._env.reset(seed=int(seed), gameFold=fold, generateGoldPath=True)
-        self.gold = [a for a in self._env.getGoldActionSequence() if a != "look around"]
+        obs, info = self._env.reset(seed=int(seed), gameFold=fold)
         self.history = []
         self._jvm_history = []
         if int(seed) != self.seed:
-            # The object plan and room map belong to the game: kept when the same seed is
-            # reset again (replays of recorded states reset it once per state).
+            # The gold path, object plan and room map belong to the game: kept when the same
+            # seed is reset again (replays of recorded states reset it once per state).
+            self.gold = [a for a in self._seeded_gold_path(int(seed)) if a != "look around"]
             self._steps = None
         self.seed = int(seed)
         self._route = None
@@ -226,6 +240,30 @@ class TextWorldExpressEnv(_ExpertPlanner):
             logger.debug("closing TextWorldExpress failed", exc_info=True)
 
     # -- internals -----------------------------------------------------------------------------
+
+    def _seeded_gold_path(self, seed: int) -> list[str]:
+        """TextWorldExpress's gold path of game ``seed``, its random walk seeded by ``seed``.
+
+        Runs the suite's gold agent (the one ``reset(generateGoldPath=True)`` runs, whose walk
+        draws from an unseeded ``scala.util.Random``) on a fresh copy of the game with
+        ``scala.util.Random(seed)``, retrying on new copies like TextWorldExpress does (the
+        walk can fail). The live episode in the JVM is not touched.
+
+        Returns:
+            The gold path (with TextWorldExpress's leading ``look around``), ``[]`` when every
+            attempt failed.
+        """
+        jvm = self._env._gateway.jvm
+        generator = self._env.server.gameGenerator()
+        agent = getattr(jvm.textworldexpress.goldagent, _GOLD_AGENTS[self.suite])
+        rng = jvm.scala.util.Random(seed)
+        fold = fold_of(seed)
+        for _ in range(_GOLD_ATTEMPTS):
+            result = agent(generator.mkGame(seed, fold)).mkGoldPath(rng)
+            if result._1:  # a scala.Tuple2 (success, actions); py4j reads its fields
+                return [str(a) for a in result._2]
+        logger.warning("no gold path for %s seed %s", self.suite, seed)
+        return []
 
     def _to_step(self, obs: str, info: dict[str, Any], reward: float) -> EnvStep:
         self.valid_actions = sorted(str(a) for a in info.get("validActions", []))
