@@ -64,7 +64,6 @@ def test_the_routers_for_the_qwen_edge_load_and_name_their_edge() -> None:
         assert meta["models"]["edge"] == "qwen2.5-coder-0.5b-instruct+qwen05-twc-alf-lora"
 
 
-
 def test_the_twc_router_for_the_qwen_edge_was_calibrated_in_the_closed_loop_on_dev() -> None:
     """The shipped twc router is the one BENCHMARKS measured: IL + two RL rounds, its threshold
     chosen by `hera calibrate --thresholds` on 20 dev episodes (never on test seeds)."""
