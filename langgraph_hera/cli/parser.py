@@ -378,13 +378,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--dev-data", action="append", default=[], help="dev run(s) to calibrate")
     train.add_argument("--out", required=True, help="router file (.npz)")
-    train.add_argument("--target-cloud-share", type=float, default=None)
+    train.add_argument(
+        "--target-cloud-share",
+        type=float,
+        default=None,
+        help="calibrate the threshold (open loop) to send this share of the dev states to the "
+        "cloud (default: the share of states labelled cloud); `hera calibrate --thresholds` "
+        "chooses it on played dev episodes instead",
+    )
     train.add_argument("--rounds", type=int, default=0, help="RL rounds (0: imitation only)")
     train.add_argument("--lam", type=float, default=0.05, help="price of a cloud call (success)")
     train.add_argument("--explore", type=float, default=0.2, help="decision flip rate")
     train.add_argument("--repeats", type=int, default=2, help="rollouts per seed per round")
-    train.add_argument("--rl-weight", type=float, default=1.0)
-    train.add_argument("--rollout-dir", default=None)
+    train.add_argument(
+        "--rl-weight", type=float, default=1.0, help="sample weight of the RL rounds' states"
+    )
+    train.add_argument(
+        "--rollout-dir", default=None, help="where the RL rollouts go (default: next to --out)"
+    )
     train.add_argument(
         "--labels",
         default="replay",

@@ -160,6 +160,11 @@ def _usd_setup(args: argparse.Namespace) -> tuple[Any, Any] | str:
 
     if args.rounds < 0:
         return f"--rounds must be >= 0, got {args.rounds}"
+    if args.fold != "train":
+        return (
+            f"hera train plays its RL rollouts on train seeds only (--fold train; --episodes "
+            f"and --offset pick them), got --fold {args.fold}"
+        )
     if args.target_cloud_share is not None and not 0 <= args.target_cloud_share <= 1:
         return f"--target-cloud-share must be in [0, 1], got {args.target_cloud_share}"
     if args.lam < 0 or args.step_cost < 0:

@@ -154,6 +154,11 @@ def test_train_imitation_router_and_refuse_non_train_seeds(tmp_path, capsys) -> 
     err = capsys.readouterr().err
     assert rc == 2 and "train seeds only" in err and "10000" in err
     assert main(["train", "--data", str(tmp_path / "train"), "--out", "x", "--rounds", "-1"]) == 2
+    capsys.readouterr()
+    # RL rollouts play train seeds only: another fold is refused, not silently ignored.
+    rc = main(["train", "--data", str(tmp_path / "train"), "--out", "x", "--fold", "test"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "train seeds only" in err and "--fold test" in err
 
 
 def test_train_names_the_served_edge_it_was_trained_for(tmp_path) -> None:
