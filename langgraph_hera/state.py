@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, NotRequired
 from langgraph.graph import MessagesState
 from typing_extensions import TypedDict
 
+from langgraph_hera.envs.base import ScoreKind
+
 if TYPE_CHECKING:
     from langgraph_hera.envs.base import TextEnv
 
@@ -215,6 +217,10 @@ class TextEnvState(RoutingState, MessagesState, TypedDict):
     done: NotRequired[bool]
     success: NotRequired[bool]
     score: NotRequired[float]
+    score_kind: NotRequired[ScoreKind]
+    """What ``score`` means, from the environment at reset (``"progress"`` when absent): the
+    ``"episode"`` prompt layout shows a ``"success"`` score (won or not) without per-step
+    changes."""
     expert_distance: NotRequired[int | None]
     """Length of the expert's plan from the current state (ground truth of progress, recorded
     only when the env node tracks progress)."""

@@ -9,20 +9,32 @@ from __future__ import annotations
 
 from typing import Any
 
-from langgraph_hera.envs.base import FOLD_SEEDS, EnvStep, Fold, TextEnv
+from langgraph_hera.envs.base import (
+    FOLD_SEEDS,
+    SCORE_KINDS,
+    EnvStep,
+    Fold,
+    ScoreKind,
+    TextEnv,
+    score_kind_of,
+)
 from langgraph_hera.envs.expert import STAND_IN_LABEL, ExpertChatModel, count_tokens
 
 __all__ = [
     "FOLD_SEEDS",
+    "SCORE_KINDS",
     "STAND_IN_LABEL",
     "SUITES",
     "EnvStep",
     "ExpertChatModel",
     "Fold",
+    "ScoreKind",
     "TextEnv",
     "count_tokens",
     "fold_seeds",
     "make_env",
+    "score_kind_of",
+    "suite_score_kind",
 ]
 
 #: Suite name -> one-line description.
@@ -45,18 +57,34 @@ def fold_seeds(fold: str) -> range:
     return FOLD_SEEDS[fold]
 
 
+def _env_class(suite: str) -> type:
+    if suite not in SUITES:
+        raise ValueError(f"unknown suite {suite!r}; allowed: {list(SUITES)}")
+    if suite == "alfworld":
+        from langgraph_hera.envs.alfworld import AlfWorldEnv
+
+        return AlfWorldEnv
+    from langgraph_hera.envs.twx import TextWorldExpressEnv
+
+    return TextWorldExpressEnv
+
+
 def make_env(suite: str, **kwargs: Any) -> TextEnv:
     """A new environment of ``suite`` (one JVM per TextWorldExpress env; ``close()`` it).
 
     Raises:
         ValueError: Unknown suite (the message lists the allowed ones).
     """
-    if suite not in SUITES:
-        raise ValueError(f"unknown suite {suite!r}; allowed: {list(SUITES)}")
-    if suite == "alfworld":
-        from langgraph_hera.envs.alfworld import AlfWorldEnv
+    cls = _env_class(suite)
+    env: TextEnv = cls(**kwargs) if suite == "alfworld" else cls(suite, **kwargs)
+    return env
 
-        return AlfWorldEnv(**kwargs)
-    from langgraph_hera.envs.twx import TextWorldExpressEnv
 
-    return TextWorldExpressEnv(suite, **kwargs)
+def suite_score_kind(suite: str) -> ScoreKind:
+    """What ``suite``'s score means (`ScoreKind`, declared by its environment class), without
+    making an environment.
+
+    Raises:
+        ValueError: Unknown suite (the message lists the allowed ones).
+    """
+    return score_kind_of(_env_class(suite))

@@ -62,7 +62,7 @@ from langgraph_hera.envs._textworld_speedups import (
     set_textworld_speedups,
 )
 from langgraph_hera.envs._twx_params import fold_of
-from langgraph_hera.envs.base import EnvStep
+from langgraph_hera.envs.base import EnvStep, ScoreKind
 from langgraph_hera.secrets import get_logger
 
 __all__ = [
@@ -122,6 +122,8 @@ class AlfWorldEnv:
     """
 
     suite = "alfworld"
+    #: The score is 1.0 only once the task is won (see `ScoreKind`).
+    score_kind: ScoreKind = "success"
 
     def __init__(
         self,

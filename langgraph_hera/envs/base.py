@@ -12,6 +12,13 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 Fold = Literal["train", "dev", "test"]
 
+#: What an environment's score means, declared by the environment as a class attribute
+#: ``score_kind`` (see `score_kind_of`): ``"progress"`` (the score rises with each part of the
+#: task done, e.g. TextWorldExpress) or ``"success"`` (binary: 1.0 once the task is won, else
+#: 0.0, e.g. ALFWorld; it says nothing about progress before the end).
+ScoreKind = Literal["progress", "success"]
+SCORE_KINDS: tuple[ScoreKind, ...] = ("progress", "success")
+
 #: Seed ranges per fold (TextWorldExpress's own convention: train 0-999, dev 10000-10999,
 #: test 20000-20999). Every suite uses the same ranges.
 FOLD_SEEDS: dict[str, range] = {
@@ -46,9 +53,26 @@ class EnvStep:
     info: dict[str, Any] = field(default_factory=dict)
 
 
+def score_kind_of(env: object) -> ScoreKind:
+    """What ``env``'s score means: its ``score_kind`` attribute (`ScoreKind`), ``"progress"``
+    for an environment that declares none.
+
+    Raises:
+        ValueError: ``env`` declares a kind that is not one of `SCORE_KINDS`.
+    """
+    kind = getattr(env, "score_kind", "progress")
+    if kind not in SCORE_KINDS:
+        raise ValueError(f"unknown score_kind {kind!r} of {env!r}; allowed: {list(SCORE_KINDS)}")
+    return kind  # type: ignore[no-any-return]
+
+
 @runtime_checkable
 class TextEnv(Protocol):
-    """A text environment. Implementations are not thread-safe: one per episode."""
+    """A text environment. Implementations are not thread-safe: one per episode.
+
+    An implementation may declare what its score means as a class attribute ``score_kind``
+    (`ScoreKind`; ``"progress"`` when absent, read with `score_kind_of`).
+    """
 
     suite: str
 

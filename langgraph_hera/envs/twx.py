@@ -54,7 +54,7 @@ from typing import Any
 
 from langgraph_hera.envs._twx_expert import _Doors, _ExpertPlanner
 from langgraph_hera.envs._twx_params import TWX_GAMES, TWX_PARAMS, fold_of, parse_game_params
-from langgraph_hera.envs.base import EnvStep
+from langgraph_hera.envs.base import EnvStep, ScoreKind
 from langgraph_hera.secrets import get_logger
 
 __all__ = [
@@ -103,6 +103,9 @@ class TextWorldExpressEnv(_ExpertPlanner):
         ImportError: ``textworld-express`` is not installed
             (``pip install 'langgraph-hera[envs]'``).
     """
+
+    #: The score rises with each part of the task done (see `ScoreKind`).
+    score_kind: ScoreKind = "progress"
 
     def __init__(
         self,

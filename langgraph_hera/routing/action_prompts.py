@@ -5,7 +5,9 @@ Layouts (`PromptLayout`): ``"window"`` (the task, the last few steps, the observ
 valid actions in one message: the layout the shipped SmolLM2 adapter was trained on),
 ``"messages"`` (the executor's whole context since the last reset, as a chat),
 ``"since-reset"`` (the same in one message) and ``"episode"`` (the whole episode with the
-game's score after each step, progress made and undone, and a loop warning: for general LLMs).
+game's score after each step, progress made and undone, and a loop warning: for general LLMs;
+for an environment whose score only says whether the task is won, ``score_kind`` ``"success"``
+in the state, the steps without scores and the warnings from repeated observations instead).
 """
 
 from __future__ import annotations
@@ -62,6 +64,16 @@ EPISODE_SYSTEM_PROMPT = (
     "makes progress. Reply with exactly one action copied from the list of valid actions, and "
     "nothing else."
 )
+#: The system prompt of the ``"episode"`` layout when the score only says whether the task is
+#: won (``score_kind`` ``"success"``).
+EPISODE_SUCCESS_SYSTEM_PROMPT = (
+    "You are playing a text adventure game. Each turn you see the task, every step taken so "
+    "far and the current observation. The score stays 0 until the whole task is done, so it "
+    "does not show progress; an action that only brought back an observation you had already "
+    "seen did not help, and an action already done does not need doing again. Choose the next "
+    "action that brings the task closer to done. Reply with exactly one action copied from the "
+    "list of valid actions, and nothing else."
+)
 #: Steps `episode_prompt` shows in full (older ones go into a compact list of actions).
 EPISODE_FULL_STEPS = 10
 
@@ -80,7 +92,12 @@ def episode_prompt(
 
     The score after each step is the record's ``game_score`` (cumulative rewards for records
     without one). Bounded: at most ``full_steps`` observations are shown.
+
+    A state whose ``score_kind`` is ``"success"`` (the score is 1 only once the task is won)
+    gets `_success_episode_prompt`: no score per step, and no progress or stall read from it.
     """
+    if state.get("score_kind", "progress") == "success":
+        return _success_episode_prompt(state, full_steps=full_steps)
     past = run_trajectory(state)
     lines = [f"Task: {state.get('task', '')}"]
     scored: list[tuple[dict[str, Any], float, float]] = []  # (record, score after, change)
@@ -116,6 +133,81 @@ def episode_prompt(
     return [SystemMessage(EPISODE_SYSTEM_PROMPT), HumanMessage("\n".join(lines))]
 
 
+def _success_episode_prompt(state: dict[str, Any], *, full_steps: int) -> list[BaseMessage]:
+    """The ``"episode"`` layout for a ``"success"`` score: the same steps without score lines
+    (the score cannot change before the end), and what signals no progress there instead: the
+    actions whose observation had been seen before, and a loop or stall warning from them."""
+    past = run_trajectory(state)
+    lines = [
+        f"Task: {state.get('task', '')}",
+        # Starts like the progress layout's line (`state_cloud_usd` finds the layout by it).
+        f"Score so far: {_fmt_score(float(state.get('score') or 0))} (it becomes 1 only when "
+        "the whole task is done; it does not show partial progress)",
+    ]
+    if past:
+        cut = max(0, len(past) - max(0, full_steps))
+        if cut:
+            lines.append(f"Earlier steps (1-{cut}), actions:")
+            lines.append("; ".join(f"{i + 1}. {r['action']}" for i, r in enumerate(past[:cut])))
+        lines.append(f"Steps so far ({len(past)}):" if not cut else "Latest steps:")
+        for i, rec in enumerate(past[cut:], start=cut + 1):
+            lines.append(
+                f"Step {i}: > {rec['action']}\n{clip_text(rec.get('next_observation', ''), 300)}"
+            )
+        lines += _repeat_lines(past)
+    lines += _state_lines(state)
+    return [SystemMessage(EPISODE_SUCCESS_SYSTEM_PROMPT), HumanMessage("\n".join(lines))]
+
+
+def _repeat_lines(past: Sequence[Mapping[str, Any]]) -> list[str]:
+    """What signals no progress when the score cannot: the actions whose observation had been
+    seen before in the episode (they changed nothing), and a warning when the agent goes round
+    in a loop or has seen nothing new for a while."""
+    seen: set[str] = set()
+    repeated, last_new = [], 0
+    for i, rec in enumerate(past, start=1):
+        seen.add(_norm_text(rec.get("observation", "")))
+        after = _norm_text(rec.get("next_observation", ""))
+        if after in seen:
+            repeated.append(rec["action"])
+        else:
+            last_new = i
+        seen.add(after)
+    lines = []
+    if repeated:
+        lines.append(
+            "Changed nothing (the observation was one already seen): "
+            + "; ".join(dict.fromkeys(repeated))
+        )
+    lines += _loop_lines([r["action"] for r in past])
+    stalled = len(past) - last_new
+    if stalled >= 6:
+        lines.append(
+            f"Nothing new has been seen for {stalled} steps (the last new observation at step "
+            f"{last_new}): try actions you have not tried, e.g. explore elsewhere."
+        )
+    return lines
+
+
+def _norm_text(text: Any) -> str:
+    return " ".join(str(text or "").lower().split())
+
+
+def _loop_lines(actions: Sequence[str]) -> list[str]:
+    """A warning when the last 1, 2 or 3 actions were the same three times running."""
+    for k in (1, 2, 3):
+        if (
+            len(actions) >= 2 * k + k
+            and actions[-k:] == actions[-2 * k : -k] == actions[-3 * k : -2 * k]
+        ):
+            loop = ", ".join(actions[-k:])
+            return [
+                f"Warning: you are going round in a loop ({loop}, again and again) and it makes "
+                "no progress. Do something different: an action you have not tried yet."
+            ]
+    return []
+
+
 def _state_lines(state: Mapping[str, Any]) -> list[str]:
     """The prompt's closing lines, the same in every layout: observation, valid actions, cue."""
     lines = [f"Observation: {clip_text(state.get('observation', ''))}"]
@@ -146,18 +238,7 @@ def _progress_lines(scored: Sequence[tuple[dict[str, Any], float, float]]) -> li
     nothing = list(dict.fromkeys(r["action"] for r, _, d in scored if d == 0))
     if nothing:
         lines.append("Changed nothing: " + "; ".join(nothing))
-    actions = [r["action"] for r, _, _ in scored]
-    for k in (1, 2, 3):
-        if (
-            len(actions) >= 2 * k + k
-            and actions[-k:] == actions[-2 * k : -k] == actions[-3 * k : -2 * k]
-        ):
-            loop = ", ".join(actions[-k:])
-            lines.append(
-                f"Warning: you are going round in a loop ({loop}, again and again) and it makes "
-                "no progress. Do something different: an action you have not tried yet."
-            )
-            break
+    lines += _loop_lines([r["action"] for r, _, _ in scored])
     stalled = len(scored) - best_step
     if stalled >= 6:
         lines.append(

@@ -10,7 +10,7 @@ from langchain_core.messages import HumanMessage, RemoveMessage
 from langchain_core.runnables import RunnableConfig, RunnableLambda
 from langgraph.graph.message import REMOVE_ALL_MESSAGES
 
-from langgraph_hera.envs.base import EnvStep, TextEnv
+from langgraph_hera.envs.base import EnvStep, TextEnv, score_kind_of
 from langgraph_hera.routing.decide import current_context
 from langgraph_hera.routing.nodes import PromptLayout, layout_prompt, run_trajectory
 from langgraph_hera.secrets import get_logger, redact
@@ -108,8 +108,8 @@ def prompt_text(
     state: dict[str, Any], history_window: int = 4, prompt_layout: PromptLayout = "window"
 ) -> str:
     """The user part of the prompt the models saw for the current step in ``prompt_layout``
-    (the system prompt is the layout's constant: `ACTION_SYSTEM_PROMPT`, or
-    `EPISODE_SYSTEM_PROMPT` for ``"episode"``)."""
+    (the system prompt is the layout's constant: `ACTION_SYSTEM_PROMPT`, or for ``"episode"``
+    `EPISODE_SYSTEM_PROMPT`, `EPISODE_SUCCESS_SYSTEM_PROMPT` for a ``"success"`` score)."""
     return str(layout_prompt(state, prompt_layout, history_window=history_window)[-1].content)
 
 
@@ -174,6 +174,8 @@ def env_step(
             **SUPERVISION_RUN_FIELDS,
             **_fields(obs),
             "turn": f"episode-{uuid.uuid4().hex[:16]}",
+            # What the score means, for the prompt layouts that show it (`episode_prompt`).
+            "score_kind": score_kind_of(env),
             "edge_proposal": None,
             "last_action": "",
             "action_repeats": 0,

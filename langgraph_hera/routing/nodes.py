@@ -32,6 +32,7 @@ from langgraph_hera.models.retry import (
 from langgraph_hera.routing.action_prompts import (
     ACTION_SYSTEM_PROMPT,
     EPISODE_FULL_STEPS,
+    EPISODE_SUCCESS_SYSTEM_PROMPT,
     EPISODE_SYSTEM_PROMPT,
     HISTORIES,
     PROMPT_LAYOUTS,
@@ -67,6 +68,7 @@ __all__ = [
     "ACTION_SYSTEM_PROMPT",
     "ChatRunnable",
     "EPISODE_FULL_STEPS",
+    "EPISODE_SUCCESS_SYSTEM_PROMPT",
     "EPISODE_SYSTEM_PROMPT",
     "HISTORIES",
     "PROMPT_LAYOUTS",

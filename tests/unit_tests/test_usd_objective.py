@@ -5,7 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from langgraph_hera.routing.nodes import EPISODE_SYSTEM_PROMPT, episode_prompt, layout_prompt
+from langgraph_hera import HeraContext, create_text_agent
+from langgraph_hera.envs import SUITES, suite_score_kind
+from langgraph_hera.policies import AlwaysEdge
+from langgraph_hera.routing.nodes import (
+    EPISODE_SUCCESS_SYSTEM_PROMPT,
+    EPISODE_SYSTEM_PROMPT,
+    episode_prompt,
+    layout_prompt,
+)
 from langgraph_hera.training.replay import Deviation, replay_labels
 from langgraph_hera.training.usd import (
     CostCurve,
@@ -14,6 +22,7 @@ from langgraph_hera.training.usd import (
     calibrate_usd_budget,
     state_cloud_usd,
 )
+from tests.conftest import CounterEnv
 
 
 def _state(actions: list[tuple[str, float]], turn: str = "e1") -> dict:
@@ -79,6 +88,87 @@ def test_episode_prompt_without_game_score_uses_rewards() -> None:
         del r["game_score"]
     del state["score"]
     assert "Score so far: 1" in episode_prompt(state)[-1].content
+
+
+def _success_state(actions: list[str], observations: list[str]) -> dict:
+    """An ALFWorld-style state: the score is 0 until the task is won."""
+    traj, before = [], "You are in the middle of a room."
+    for i, (a, after) in enumerate(zip(actions, observations, strict=True)):
+        traj.append({
+            "turn": "e1", "step": i, "action": a, "observation": before,
+            "next_observation": after, "reward": 0.0, "game_score": 0.0,
+        })  # fmt: skip
+        before = after
+    return {
+        "turn": "e1", "task": "put a clean mug in coffeemachine.", "trajectory": traj,
+        "observation": before, "valid_actions": ["look", "go to sinkbasin 1"], "score": 0.0,
+        "score_kind": "success",
+    }  # fmt: skip
+
+
+def test_episode_prompt_of_a_success_score_has_no_score_progress() -> None:
+    # The Qwen2.5-Coder-1.5B ALFWorld run: 8 steps, nothing could raise the binary score.
+    actions = [f"go to cabinet {i}" for i in range(1, 9)]
+    state = _success_state(actions, [f"The cabinet {i} is closed." for i in range(1, 9)])
+    system, human = episode_prompt(state)
+    text = human.content
+    assert system.content == EPISODE_SUCCESS_SYSTEM_PROMPT
+    assert "rises with each part" not in text
+    assert "Score: " not in text  # no per-step score lines
+    assert "new best" not in text and "no change" not in text
+    assert "Changed nothing" not in text and "Nothing new" not in text  # every step was new
+    assert "Step 8: > go to cabinet 8\nThe cabinet 8 is closed." in text
+    assert text.endswith("Valid actions: look | go to sinkbasin 1\nAction:")
+    # The progress layout of the same trajectory is what misled the model.
+    progress = episode_prompt({**state, "score_kind": "progress"})[-1].content
+    assert "rises with each part" in progress and "not reached a new best for 8" in progress
+
+
+def test_episode_prompt_of_a_success_score_warns_from_repeated_observations() -> None:
+    actions = ["go to cabinet 1", "open cabinet 1", "look"] + ["go to cabinet 1"] * 7
+    after = ["The cabinet 1 is closed.", "You open the cabinet 1. It is empty."]
+    after += ["You are facing the cabinet 1."] + ["Nothing happens."] * 7
+    text = episode_prompt(_success_state(actions, after), full_steps=4)[-1].content
+    assert "Earlier steps (1-6), actions:\n1. go to cabinet 1; 2. open cabinet 1; 3. look" in text
+    assert "Changed nothing (the observation was one already seen): go to cabinet 1" in text
+    assert "going round in a loop (go to cabinet 1, again and again)" in text
+    assert "Nothing new has been seen for 6 steps (the last new observation at step 4)" in text
+    assert "not reached a new best" not in text
+
+
+def test_episode_prompt_without_a_score_kind_is_the_progress_layout() -> None:
+    state = _success_state(["look"], ["You see a mug."])
+    del state["score_kind"]
+    system, human = episode_prompt(state)
+    assert system.content == EPISODE_SYSTEM_PROMPT
+    assert "Score so far: 0 (it rises with each part of the task done)" in human.content
+    assert "Score: 0 (no change)" in human.content
+
+
+def test_every_suite_declares_what_its_score_means() -> None:
+    kinds = {suite: suite_score_kind(suite) for suite in SUITES}
+    assert kinds == {
+        "twc": "progress", "cookingworld": "progress", "coin": "progress", "alfworld": "success",
+    }  # fmt: skip
+
+
+class _WonOrNotEnv(CounterEnv):
+    score_kind = "success"
+
+
+@pytest.mark.parametrize(
+    ("env", "kind"), [(CounterEnv(goal=2), "progress"), (_WonOrNotEnv(2), "success")]
+)
+def test_the_env_node_passes_the_score_kind_to_the_episode_prompt(scripted, env, kind) -> None:
+    agent = create_text_agent(
+        edge=scripted("look", "inc", "inc", name="edge"), cloud=scripted("inc", name="cloud"),
+        policy=AlwaysEdge(), prompt_layout="episode",
+    )  # fmt: skip
+    out = agent.invoke({"seed": 0}, context=HeraContext(env=env, max_steps=5))
+    assert out["score_kind"] == kind
+    last = out["trajectory"][-1]["prompt"]
+    assert ("Score: 0 (no change)" in last) is (kind == "progress")
+    assert ("rises with each part" in last) is (kind == "progress")
 
 
 def _dev(step: int, k_c: int | None, k_e: int | None) -> Deviation:
