@@ -74,6 +74,22 @@ EPISODE_SUCCESS_SYSTEM_PROMPT = (
     "action that brings the task closer to done. Reply with exactly one action copied from the "
     "list of valid actions, and nothing else."
 )
+_SUCCESS_SCORE_NOTE = "(it becomes 1 only when the whole task is done"
+
+
+def system_prompt_for(prompt: str) -> str:
+    """The system prompt sent with a recorded user ``prompt`` of these layouts: the
+    ``"episode"`` layout's (its progress or its success-score variant, told apart by their
+    score line) or `ACTION_SYSTEM_PROMPT` (the window, messages and since-reset layouts). Used
+    to price a recorded state's cloud call (`langgraph_hera.training.usd.state_cloud_usd`)."""
+    text = str(prompt)
+    if not (text.startswith("Task:") and "\nScore so far: " in text):
+        return ACTION_SYSTEM_PROMPT
+    if _SUCCESS_SCORE_NOTE in text:
+        return EPISODE_SUCCESS_SYSTEM_PROMPT
+    return EPISODE_SYSTEM_PROMPT
+
+
 #: Steps `episode_prompt` shows in full (older ones go into a compact list of actions).
 EPISODE_FULL_STEPS = 10
 
@@ -140,9 +156,9 @@ def _success_episode_prompt(state: dict[str, Any], *, full_steps: int) -> list[B
     past = run_trajectory(state)
     lines = [
         f"Task: {state.get('task', '')}",
-        # Starts like the progress layout's line (`state_cloud_usd` finds the layout by it).
-        f"Score so far: {_fmt_score(float(state.get('score') or 0))} (it becomes 1 only when "
-        "the whole task is done; it does not show partial progress)",
+        # Starts like the progress layout's line (`system_prompt_for` finds the layout by it).
+        f"Score so far: {_fmt_score(float(state.get('score') or 0))} {_SUCCESS_SCORE_NOTE}; "
+        "it does not show partial progress)",
     ]
     if past:
         cut = max(0, len(past) - max(0, full_steps))

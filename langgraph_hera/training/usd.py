@@ -113,16 +113,14 @@ def state_cloud_usd(record: dict[str, Any], price: ModelPrice = GPT_4O) -> float
     """USD of the cloud's call at a recorded state: the recorded cost where the cloud ran the
     step, else the recorded prompt priced at ``price`` (``cloud_prompt``: the cloud's own
     layout, else ``prompt``) plus `REPLY_TOKENS`; 0 for a record without a prompt."""
-    from langgraph_hera.routing.nodes import ACTION_SYSTEM_PROMPT, EPISODE_SYSTEM_PROMPT
+    from langgraph_hera.routing.action_prompts import system_prompt_for
 
     if record.get("target") == "cloud" and float(record.get("usd") or 0.0) > 0:
         return float(record["usd"])
     prompt = record.get("cloud_prompt") or record.get("prompt")
     if not prompt:
         return 0.0
-    episode = str(prompt).startswith("Task:") and "\nScore so far: " in str(prompt)
-    system = EPISODE_SYSTEM_PROMPT if episode else ACTION_SYSTEM_PROMPT
-    n_in = call_tokens(str(prompt), system)
+    n_in = call_tokens(str(prompt), system_prompt_for(str(prompt)))
     return (n_in * price.input + REPLY_TOKENS * price.output) / 1e6
 
 

@@ -124,6 +124,29 @@ def test_episode_prompt_of_a_success_score_has_no_score_progress() -> None:
     assert "rises with each part" in progress and "not reached a new best for 8" in progress
 
 
+def test_a_recorded_state_is_priced_with_the_system_prompt_of_its_layout() -> None:
+    """`state_cloud_usd` prices a recorded prompt with the system prompt it was sent with: the
+    success-score episode layout's is another text than the progress layout's."""
+    from langgraph_hera.accounting.pricing import GPT_4O
+    from langgraph_hera.routing.action_prompts import (
+        ACTION_SYSTEM_PROMPT,
+        EPISODE_SYSTEM_PROMPT,
+        system_prompt_for,
+    )
+    from langgraph_hera.training.usd import REPLY_TOKENS, call_tokens, state_cloud_usd
+
+    state = _success_state(["look"], ["You see a cabinet 1."])
+    success = episode_prompt(state)[-1].content
+    progress = episode_prompt({**state, "score_kind": "progress"})[-1].content
+    assert system_prompt_for(success) == EPISODE_SUCCESS_SYSTEM_PROMPT
+    assert system_prompt_for(progress) == EPISODE_SYSTEM_PROMPT
+    assert system_prompt_for("Task: x\nObservation: y\nAction:") == ACTION_SYSTEM_PROMPT
+    n_in = call_tokens(success, EPISODE_SUCCESS_SYSTEM_PROMPT)
+    assert n_in != call_tokens(success, EPISODE_SYSTEM_PROMPT)  # the two texts differ in size
+    want = (n_in * GPT_4O.input + REPLY_TOKENS * GPT_4O.output) / 1e6
+    assert state_cloud_usd({"prompt": success}, GPT_4O) == pytest.approx(want)
+
+
 def test_episode_prompt_of_a_success_score_warns_from_repeated_observations() -> None:
     actions = ["go to cabinet 1", "open cabinet 1", "look"] + ["go to cabinet 1"] * 7
     after = ["The cabinet 1 is closed.", "You open the cabinet 1. It is empty."]
