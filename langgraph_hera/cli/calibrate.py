@@ -36,6 +36,12 @@ def _calibrate(args: argparse.Namespace) -> int:
             return _fail("--router is required with --traces")
         return _calibrate_traces(args)
     if args.thresholds is None:
+        from langgraph_hera.evaluation.calibration import check_fold
+
+        try:  # a test fold is refused first: it is wrong whatever else is given
+            check_fold(args.fold)
+        except ValueError as exc:
+            return _fail(str(exc))
         return _fail(
             "give --thresholds T1,T2,... (closed loop: each played on dev episodes against "
             "always-cloud) or --traces DIR (offline, on replayed dev traces)"
@@ -73,7 +79,7 @@ def _router_arg(args: argparse.Namespace) -> str:
         )
     router = args.router if args.router is not None else path
     if router is None:
-        raise ValueError("give the router to calibrate: --policy-arg path=ROUTER.npz")
+        raise ValueError("give the router to calibrate: --router or --policy-arg path=ROUTER.npz")
     return str(router)
 
 

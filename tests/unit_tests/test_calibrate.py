@@ -129,7 +129,12 @@ def test_cli_needs_a_mode_and_a_router(no_start, capsys) -> None:
     assert main(["calibrate", "--router", str(SHIPPED_ROUTER)]) == 2
     assert "give --thresholds T1,T2,..." in capsys.readouterr().err
     assert main(["calibrate", "--thresholds", "0.3"]) == 2
-    assert "give the router to calibrate: --policy-arg path=ROUTER.npz" in capsys.readouterr().err
+    assert "give the router to calibrate: --router or --policy-arg path=ROUTER.npz" in (
+        capsys.readouterr().err
+    )
+    # A test fold is refused as such even before the mode is given.
+    assert main(["calibrate", "--router", str(SHIPPED_ROUTER), "--fold", "test"]) == 2
+    assert "cannot calibrate on fold 'test'" in capsys.readouterr().err
     assert main(["calibrate", "--thresholds", "0.3", "--policy-arg", "path=shipped"]) == 2
     assert "give --out for the shipped router" in capsys.readouterr().err
     assert no_start == []
