@@ -22,7 +22,8 @@ PIP=("$VENV/bin/python" -m pip install --quiet --disable-pip-version-check)
 "${PIP[@]}" --no-deps "bfcl-eval==2026.3.23" "mpmath==1.3.0" \
   || echo "setup: bfcl-eval could not be installed (the BFCL tests will skip)" >&2
 # ALFWorld-style suite (offline, generated games): TextWorld's PDDL backend + ALFWorld's domain
-# and grammar. --no-deps: jericho's spaCy and alfworld's extras are not needed.
+# and grammar. --no-deps: jericho's spaCy and alfworld's extras are not needed (so the installs
+# after them are told not to report jericho's missing spaCy as a conflict).
 # fast-downward-textworld builds from source (~7 min the first time, then pip's wheel cache);
 # its build runs a bare `python`, so the venv's bin must come first on PATH. Optional: when it
 # fails, the alfworld suite (and its tests) are unavailable, everything else works.
@@ -30,8 +31,9 @@ VBIN="$(cd "$VENV/bin" && pwd)"
 if ! "$VENV/bin/python" -c "import textworld, alfworld, fast_downward" 2>/dev/null; then
   {
     PATH="$VBIN:$PATH" "${PIP[@]}" --no-deps "textworld==1.7.0" "jericho==3.3.1" "alfworld==0.4.2" &&
-    "${PIP[@]}" "tatsu==5.8.3" "hashids>=1.2.0" "mementos>=1.3.1" more_itertools termcolor &&
-    PATH="$VBIN:$PATH" "${PIP[@]}" "fast-downward-textworld==20.6.4"
+    "${PIP[@]}" --no-warn-conflicts "tatsu==5.8.3" "hashids>=1.2.0" "mementos>=1.3.1" \
+      more_itertools termcolor &&
+    PATH="$VBIN:$PATH" "${PIP[@]}" --no-warn-conflicts "fast-downward-textworld==20.6.4"
   } || echo "setup: the ALFWorld suite could not be installed (its tests will skip)" >&2
 fi
 echo "setup done: $VENV" >&2
