@@ -22,6 +22,8 @@ from langchain_core.messages import (
     SystemMessage,
 )
 
+from langgraph_hera.policies.features import normalize_text
+
 ACTION_SYSTEM_PROMPT = (
     "You are an agent in a text environment. Read the task, the recent history and the current "
     "observation, then reply with exactly one action, copied from the list of valid actions. "
@@ -110,12 +112,12 @@ def episode_prompt(
     without one). Bounded: at most ``full_steps`` observations are shown.
 
     A state whose ``score_kind`` is ``"success"`` (the score is 1 only once the task is won)
-    gets `_success_episode_prompt`: no score per step, and no progress or stall read from it.
+    gets the same steps without score lines, and what signals no progress there instead
+    (`_repeat_lines`: observations seen before, loops, nothing new for a while) in place of
+    what the score says (`_progress_lines`).
     """
-    if state.get("score_kind", "progress") == "success":
-        return _success_episode_prompt(state, full_steps=full_steps)
+    success = state.get("score_kind", "progress") == "success"
     past = run_trajectory(state)
-    lines = [f"Task: {state.get('task', '')}"]
     scored: list[tuple[dict[str, Any], float, float]] = []  # (record, score after, change)
     running = 0.0
     for rec in past:
@@ -124,55 +126,36 @@ def episode_prompt(
         running = float(after) if after is not None else before + float(rec.get("reward") or 0)
         scored.append((rec, running, running - before))
     current = state.get("score")
-    score_now = float(current) if current is not None else running
-    lines.append(
-        f"Score so far: {_fmt_score(score_now)} (it rises with each part of the task done)"
-    )
+    score_now = _fmt_score(float(current) if current is not None else running)
+    # Both score lines start alike (`system_prompt_for` finds the layout by it).
+    if success:
+        note = f"{_SUCCESS_SCORE_NOTE}; it does not show partial progress)"
+    else:
+        note = "(it rises with each part of the task done)"
+    lines = [f"Task: {state.get('task', '')}", f"Score so far: {score_now} {note}"]
     if scored:
         cut = max(0, len(scored) - max(0, full_steps))
         if cut:
-            lines.append(f"Earlier steps (1-{cut}), action and score change:")
+            lines.append(
+                f"Earlier steps (1-{cut}), "
+                + ("actions:" if success else "action and score change:")
+            )
             lines.append(
                 "; ".join(
-                    f"{i + 1}. {r['action']} ({_change(d)})"
+                    f"{i + 1}. {r['action']}" + ("" if success else f" ({_change(d)})")
                     for i, (r, _, d) in enumerate(scored[:cut])
                 )
             )
         lines.append(f"Steps so far ({len(scored)}):" if not cut else "Latest steps:")
         for i, (rec, after, change) in enumerate(scored[cut:], start=cut + 1):
-            lines.append(
-                f"Step {i}: > {rec['action']}\n{clip_text(rec.get('next_observation', ''), 300)}"
-                f"\nScore: {_fmt_score(after)} ({_change(change)})"
-            )
-        lines += _progress_lines(scored)
+            step = f"Step {i}: > {rec['action']}\n{clip_text(rec.get('next_observation', ''), 300)}"
+            if not success:
+                step += f"\nScore: {_fmt_score(after)} ({_change(change)})"
+            lines.append(step)
+        lines += _repeat_lines(past) if success else _progress_lines(scored)
     lines += _state_lines(state)
-    return [SystemMessage(EPISODE_SYSTEM_PROMPT), HumanMessage("\n".join(lines))]
-
-
-def _success_episode_prompt(state: dict[str, Any], *, full_steps: int) -> list[BaseMessage]:
-    """The ``"episode"`` layout for a ``"success"`` score: the same steps without score lines
-    (the score cannot change before the end), and what signals no progress there instead: the
-    actions whose observation had been seen before, and a loop or stall warning from them."""
-    past = run_trajectory(state)
-    lines = [
-        f"Task: {state.get('task', '')}",
-        # Starts like the progress layout's line (`system_prompt_for` finds the layout by it).
-        f"Score so far: {_fmt_score(float(state.get('score') or 0))} {_SUCCESS_SCORE_NOTE}; "
-        "it does not show partial progress)",
-    ]
-    if past:
-        cut = max(0, len(past) - max(0, full_steps))
-        if cut:
-            lines.append(f"Earlier steps (1-{cut}), actions:")
-            lines.append("; ".join(f"{i + 1}. {r['action']}" for i, r in enumerate(past[:cut])))
-        lines.append(f"Steps so far ({len(past)}):" if not cut else "Latest steps:")
-        for i, rec in enumerate(past[cut:], start=cut + 1):
-            lines.append(
-                f"Step {i}: > {rec['action']}\n{clip_text(rec.get('next_observation', ''), 300)}"
-            )
-        lines += _repeat_lines(past)
-    lines += _state_lines(state)
-    return [SystemMessage(EPISODE_SUCCESS_SYSTEM_PROMPT), HumanMessage("\n".join(lines))]
+    system = EPISODE_SUCCESS_SYSTEM_PROMPT if success else EPISODE_SYSTEM_PROMPT
+    return [SystemMessage(system), HumanMessage("\n".join(lines))]
 
 
 def _repeat_lines(past: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -182,8 +165,8 @@ def _repeat_lines(past: Sequence[Mapping[str, Any]]) -> list[str]:
     seen: set[str] = set()
     repeated, last_new = [], 0
     for i, rec in enumerate(past, start=1):
-        seen.add(_norm_text(rec.get("observation", "")))
-        after = _norm_text(rec.get("next_observation", ""))
+        seen.add(normalize_text(rec.get("observation", "")))
+        after = normalize_text(rec.get("next_observation", ""))
         if after in seen:
             repeated.append(rec["action"])
         else:
@@ -203,10 +186,6 @@ def _repeat_lines(past: Sequence[Mapping[str, Any]]) -> list[str]:
             f"{last_new}): try actions you have not tried, e.g. explore elsewhere."
         )
     return lines
-
-
-def _norm_text(text: Any) -> str:
-    return " ".join(str(text or "").lower().split())
 
 
 def _loop_lines(actions: Sequence[str]) -> list[str]:
