@@ -241,6 +241,31 @@ class _Models:
             return "episode"
         return str(getattr(self.args, "prompt_layout", "window") or "window")
 
+    def bench_config(self, seeds: Sequence[int], out_dir: Path, **extra: Any) -> Any:
+        """The `BenchConfig` of ``hera bench`` and ``hera calibrate`` (started models, the
+        run's episode options; ``extra``: command-specific fields)."""
+        from langgraph_hera.evaluation.bench import BenchConfig
+
+        args = self.args
+        return BenchConfig(
+            suite=args.suite,
+            seeds=list(seeds),
+            out_dir=out_dir,
+            env_factory=_env_factory(args),
+            edge=self.edge,
+            cloud_factory=self.cloud_factory,
+            max_steps=args.max_steps,
+            concurrency=args.concurrency,
+            cloud_is_stand_in=self.stand_in,
+            edge_health=self.edge_health,
+            edge_decoding=args.edge_decoding,
+            price_note=self.price_note,
+            edge_params=self.edge_params,
+            edge_label=self.edge_label,
+            **self.runner_kwargs(),
+            **extra,
+        )
+
     def runner_kwargs(self) -> dict[str, Any]:
         """`EpisodeRunner` / `BenchConfig` keywords every command passes the same way."""
         return {

@@ -13,7 +13,6 @@ from typing import Any
 
 from langgraph_hera.cli._common import (
     _check_run_args,
-    _env_factory,
     _fail,
     _Models,
     _with_point_progress,
@@ -35,13 +34,13 @@ def _calibrate(args: argparse.Namespace) -> int:
         if args.router is None:
             return _fail("--router is required with --traces")
         return _calibrate_traces(args)
-    if args.thresholds is None:
-        from langgraph_hera.evaluation.calibration import check_fold
+    from langgraph_hera.evaluation.calibration import check_fold
 
-        try:  # a test fold is refused first: it is wrong whatever else is given
-            check_fold(args.fold)
-        except ValueError as exc:
-            return _fail(str(exc))
+    try:  # a test fold is refused first: it is wrong whatever else is given
+        check_fold(args.fold)
+    except ValueError as exc:
+        return _fail(str(exc))
+    if args.thresholds is None:
         return _fail(
             "give --thresholds T1,T2,... (closed loop: each played on dev episodes against "
             "always-cloud) or --traces DIR (offline, on replayed dev traces)"
@@ -105,21 +104,15 @@ def _bench_dir(args: argparse.Namespace, router_path: Path) -> Path:
 
 def _calibrate_episodes(args: argparse.Namespace) -> int:
     from langgraph_hera.envs import FOLD_SEEDS
-    from langgraph_hera.evaluation.bench import BenchConfig
     from langgraph_hera.evaluation.calibration import (
         calibrate_router,
         calibration_points,
-        check_fold,
     )
     from langgraph_hera.policies.hera import SHIPPED_ROUTER
 
     for dest, flag in _TRACE_ONLY:
         if getattr(args, dest, None) is not None:
             return _fail(f"{flag} needs --traces (the closed loop takes --thresholds)")
-    try:
-        check_fold(args.fold)  # before the other checks: the one error a user must not miss
-    except ValueError as exc:
-        return _fail(str(exc))
     problem = _check_run_args(args)
     if problem:
         return _fail(problem)
@@ -144,23 +137,7 @@ def _calibrate_episodes(args: argparse.Namespace) -> int:
         models.start()
     except Exception as exc:
         return _fail(f"could not start the edge server: {exc}")
-    config = BenchConfig(
-        suite=args.suite,
-        seeds=seeds,
-        out_dir=bench_dir,
-        env_factory=_env_factory(args),
-        edge=models.edge,
-        cloud_factory=models.cloud_factory,
-        max_steps=args.max_steps,
-        concurrency=args.concurrency,
-        cloud_is_stand_in=models.stand_in,
-        edge_health=models.edge_health,
-        edge_decoding=args.edge_decoding,
-        price_note=models.price_note,
-        edge_params=models.edge_params,
-        edge_label=models.edge_label,
-        **models.runner_kwargs(),
-    )
+    config = models.bench_config(seeds, bench_dir)
     done: list[Any] = []
     try:
         _with_point_progress(

@@ -187,7 +187,7 @@ def _saving_line(routed: dict[str, Any], cloud: dict[str, Any]) -> str:
 
 def _bench(args: argparse.Namespace) -> int:
     from langgraph_hera.envs import FOLD_SEEDS
-    from langgraph_hera.evaluation.bench import BenchConfig, bench_points, run_bench, write_report
+    from langgraph_hera.evaluation.bench import bench_points, run_bench, write_report
 
     problem = _check_run_args(args)
     if problem:
@@ -203,24 +203,7 @@ def _bench(args: argparse.Namespace) -> int:
         models.start()
     except Exception as exc:
         return _fail(f"could not start the edge server: {exc}")
-    config = BenchConfig(
-        suite=args.suite,
-        seeds=seeds,
-        out_dir=out_dir,
-        env_factory=_env_factory(args),
-        edge=models.edge,
-        cloud_factory=models.cloud_factory,
-        max_steps=args.max_steps,
-        concurrency=args.concurrency,
-        cloud_is_stand_in=models.stand_in,
-        edge_health=models.edge_health,
-        edge_decoding=args.edge_decoding,
-        price_note=models.price_note,
-        failure_penalty_usd=args.failure_penalty_usd,
-        edge_params=models.edge_params,
-        edge_label=models.edge_label,
-        **models.runner_kwargs(),
-    )
+    config = models.bench_config(seeds, out_dir, failure_penalty_usd=args.failure_penalty_usd)
     try:
         _with_point_progress(
             points, len(seeds), lambda cb: run_bench(config, points, on_episode=cb)
