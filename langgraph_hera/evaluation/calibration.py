@@ -18,7 +18,6 @@ Example:
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -339,11 +338,5 @@ def calibrate_router(
         return result
     calibrated.threshold = chosen.threshold
     calibrated.info = {**calibrated.info, "calibration": result.info()}
-    target = Path(out)
-    # Written beside and moved into place: an interrupted write never leaves half a router
-    # (``out`` may be the input file itself).
-    partial = target.with_name(f".{target.name}.partial")
-    calibrated.save(partial)
-    os.replace(partial, target)
-    result.out = target
+    result.out = calibrated.save(out)  # atomic: ``out`` may be the input file itself
     return result

@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
+import os
 import warnings
 import zipfile
 from collections.abc import Sequence
@@ -297,6 +298,9 @@ class HeraRouter(RoutingPolicy):
     def save(self, path: str | Path) -> Path:
         """Write spec, weights, threshold and model pair to one ``.npz`` file.
 
+        Written beside and moved into place (`os.replace`): an interrupted write never leaves
+        half a router, also when ``path`` is the file the router was loaded from.
+
         Raises:
             RuntimeError: The router is not fitted.
         """
@@ -317,8 +321,13 @@ class HeraRouter(RoutingPolicy):
         arrays: dict[str, Any] = {f"w{i}": a for i, a in enumerate(net.weights)}
         arrays.update(meta=np.array(json.dumps(meta)), mean=net.mean, inv_std=net.inv_std)
         p = Path(path)
-        with p.open("wb") as f:
-            np.savez_compressed(f, **arrays)
+        partial = p.with_name(f".{p.name}.partial")
+        try:
+            with partial.open("wb") as f:
+                np.savez_compressed(f, **arrays)
+            os.replace(partial, p)
+        finally:
+            partial.unlink(missing_ok=True)
         return p
 
     @classmethod

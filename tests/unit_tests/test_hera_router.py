@@ -270,6 +270,24 @@ def test_save_load_round_trip_gives_identical_scores(fitted) -> None:
     assert isinstance(pol, HeraRouter) and pol.score(states[0]) == router.score(states[0])
 
 
+def test_an_interrupted_save_leaves_the_old_router_whole(fitted, monkeypatch) -> None:
+    """Saving over a router (e.g. `hera calibrate --out` = its input) is atomic: a write that
+    fails half-way leaves the previous file loadable and no partial file behind."""
+    router, path, states = fitted
+    before = path.read_bytes()
+
+    def half_written(f, **arrays):
+        f.write(b"PK\x03\x04 half a zip")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(np, "savez_compressed", half_written)
+    router.threshold = 0.5
+    with pytest.raises(OSError, match="disk full"):
+        router.save(path)
+    assert path.read_bytes() == before and HeraRouter.load(path).threshold == 0.37
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name]
+
+
 def _rewrite_meta(src: Path, dst: Path, **changes: Any) -> Path:
     with np.load(src) as data:
         arrays = {k: data[k] for k in data.files}
