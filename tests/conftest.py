@@ -135,6 +135,20 @@ class CounterEnv:
         self.closed = True
 
 
+class KeepOpen:
+    """A shared (module-scoped) env whose close() is a no-op: the runner closes the envs it is
+    given, and the module's JVM must stay up."""
+
+    def __init__(self, env: Any) -> None:
+        self._env = env
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._env, name)
+
+    def close(self) -> None:
+        pass
+
+
 @pytest.fixture
 def scripted() -> Callable[..., ScriptedChat]:
     def make(*script: Any, name: str = "scripted", fail: bool = False) -> ScriptedChat:

@@ -21,6 +21,7 @@ from langgraph_hera.evaluation.calibration import (
     choose_threshold,
 )
 from langgraph_hera.policies.hera import SHIPPED_ROUTER, HeraRouter
+from tests.conftest import KeepOpen
 
 
 def _row(t: float, success: float, usd: float, share: float = 0.5) -> ThresholdRow:
@@ -179,22 +180,9 @@ def env():
     e.close()
 
 
-class _KeepOpen:
-    """The shared env, with the runner's close() a no-op (the module's JVM stays up)."""
-
-    def __init__(self, env) -> None:
-        self._env = env
-
-    def __getattr__(self, name):
-        return getattr(self._env, name)
-
-    def close(self) -> None:
-        pass
-
-
 def _config(env, out_dir: Path, seeds: list[int], *, epsilon: float) -> BenchConfig:
     """A bench whose edge is the expert with ``epsilon`` noise and whose cloud is the expert."""
-    wrapped = _KeepOpen(env)
+    wrapped = KeepOpen(env)
     edge = ExpertChatModel(
         expert=wrapped.expert_action,
         valid_actions=lambda: list(wrapped.valid_actions),

@@ -355,6 +355,71 @@ def test_text_agent_second_episode_after_halt(scripted) -> None:
         assert [d["step"] for d in of_turn(state["route_log"], turn)] == [0, 1, 2]
 
 
+class _WonOrNotCounter(CounterEnv):
+    """CounterEnv whose score only says won or not (the ALFWorld-style suite's kind)."""
+
+    score_kind = "success"
+
+
+def _episode_kind(state: dict[str, Any]) -> str:
+    """Which episode layout the thread's current episode was prompted with."""
+    traj = [r for r in state["trajectory"] if r.get("turn") == state["turn"]]
+    prompt = traj[-1]["prompt"]
+    assert ("rises with each part" in prompt) is not ("becomes 1 only when" in prompt), prompt
+    return "progress" if "rises with each part" in prompt else "success"
+
+
+@pytest.mark.parametrize("mode", ["invoke", "stream-updates", "ainvoke", "astream-updates"])
+def test_episode_prompt_follows_each_episodes_score_kind_in_a_thread(scripted, mode) -> None:
+    """A thread's episodes may play environments whose scores mean different things: each
+    episode is prompted for its own env's score kind (set at reset, checkpointed), also in the
+    episode after a failed one."""
+    edge, cloud = scripted("inc", name="edge"), scripted("inc", name="gpt-4o")
+    agent = create_text_agent(
+        edge=edge, cloud=cloud, checkpointer=InMemorySaver(), prompt_layout="episode"
+    )
+    cfg = cloud_cfg(f"score-kind-{mode}")
+    for k in range(5):
+        kind = "success" if k % 2 else "progress"
+        env = _WonOrNotCounter(goal=2) if k % 2 else CounterEnv(goal=2)
+        edge.fail = cloud.fail = k == 2
+        if edge.fail:
+            note("faults_injected", 2)
+        ctx = HeraContext(env=env, max_steps=5, cloud_retry=FAST_RETRY)
+        state = run_graph(agent, {"seed": k}, cfg, mode, ctx)
+        assert state["score_kind"] == kind
+        if k == 2:
+            assert state["halt"] and state["success"] is not True
+            continue
+        assert state["halt"] is None and state["success"] is True
+        assert _episode_kind(state) == kind
+
+
+def test_two_threads_with_different_score_kinds_at_once(scripted) -> None:
+    agent = create_text_agent(
+        edge=scripted("inc", name="edge"),
+        cloud=scripted("inc", name="gpt-4o"),
+        checkpointer=InMemorySaver(),
+        prompt_layout="episode",
+    )
+
+    async def play(thread: str, make_env: Any) -> list[str]:
+        kinds = []
+        for k in range(3):
+            ctx = HeraContext(env=make_env(), max_steps=5)
+            await agent.ainvoke({"seed": k}, cloud_cfg(thread), context=ctx)
+            kinds.append(_episode_kind(agent.get_state(cloud_cfg(thread)).values))
+        return kinds
+
+    won, progress = arun(
+        asyncio.gather(
+            play("kinds-a", lambda: _WonOrNotCounter(goal=2)),
+            play("kinds-b", lambda: CounterEnv(goal=2)),
+        )
+    )
+    assert won == ["success"] * 3 and progress == ["progress"] * 3
+
+
 # =========================================================================== kind 2
 # Features scoped to the current turn.
 

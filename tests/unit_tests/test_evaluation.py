@@ -28,6 +28,7 @@ from langgraph_hera.evaluation import (
 from langgraph_hera.evaluation.bench import BenchConfig, bench_points, run_bench, write_report
 from langgraph_hera.policies import get_policy
 from langgraph_hera.policies.langchain_router import TITLE as LANGCHAIN_ROUTER_TITLE
+from tests.conftest import KeepOpen
 
 pytest.importorskip("textworld_express")
 
@@ -100,21 +101,8 @@ def _runner(env, tmp_path, policy: str, *, also_edge: bool = False, **kw) -> Epi
     )
 
 
-class _KeepOpen:
-    """Wraps the shared env so the runner's close() does not stop the module's JVM."""
-
-    def __init__(self, env) -> None:
-        self._env = env
-
-    def __getattr__(self, name):
-        return getattr(self._env, name)
-
-    def close(self) -> None:
-        pass
-
-
 def test_record_also_edge_writes_the_schema_to_jsonl_and_parquet(env, tmp_path) -> None:
-    wrapped = _KeepOpen(env)
+    wrapped = KeepOpen(env)
     runner = _runner(wrapped, tmp_path, "always-cloud", also_edge=True)
     results = runner.run([0, 1])
     assert all(r.success for r in results), "the noiseless expert wins twc train 0 and 1"
@@ -139,7 +127,7 @@ def test_record_also_edge_writes_the_schema_to_jsonl_and_parquet(env, tmp_path) 
     assert (tmp_path / "steps.jsonl").read_text() == before
 
 
-class _Crashing(_KeepOpen):
+class _Crashing(KeepOpen):
     def step(self, action: str):
         if self._env.history and len(self._env.history) >= 2:
             raise RuntimeError("simulator crashed")
@@ -166,7 +154,7 @@ def test_bench_points_and_bad_policy() -> None:
 
 def _bench_config(env, tmp_path, seeds: list[int], max_steps: int) -> BenchConfig:
     """A bench on the module's game: the noisy edge and the expert cloud of `_runner`."""
-    wrapped = _KeepOpen(env)
+    wrapped = KeepOpen(env)
     base = _runner(wrapped, tmp_path, "always-edge")
     return BenchConfig(
         suite="twc",
