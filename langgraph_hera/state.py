@@ -51,6 +51,9 @@ class RouteInput:
         valid_actions: Valid actions (text-action environments); empty otherwise.
         edge_action: The edge model's proposed action, when the edge ran first.
         edge_logprob: Log-probability of that proposal, when the server returned one.
+        edge_margin: How far the proposal was ahead of the edge's runner-up answer, in nats
+            (`langgraph_hera.routing.decoding.reply_margin`), when the server returned
+            alternatives.
         extra: Anything else a custom policy needs.
     """
 
@@ -62,6 +65,7 @@ class RouteInput:
     valid_actions: list[str] = field(default_factory=list)
     edge_action: str | None = None
     edge_logprob: float | None = None
+    edge_margin: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 

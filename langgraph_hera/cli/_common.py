@@ -36,6 +36,21 @@ ADAPTER_HELP = (
 )
 
 
+def _calibrated_path(args: argparse.Namespace, router: str) -> Path:
+    """Where ``hera calibrate`` writes: ``--out``, else ``ROUTER-cal.npz`` beside the router
+    (both modes: the input is never overwritten unless ``--out`` names it).
+
+    Raises:
+        ValueError: The shipped router without ``--out`` (the package's file stays as is).
+    """
+    if args.out:
+        return Path(args.out)
+    if router == "shipped":
+        raise ValueError("give --out for the shipped router (its file is not overwritten)")
+    path = Path(router)
+    return path.with_name(f"{path.stem}-cal.npz")
+
+
 def _fail(message: str) -> int:
     print(f"hera: error: {message}", file=sys.stderr)
     return 2

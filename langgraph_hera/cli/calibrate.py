@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from langgraph_hera.cli._common import (
+    _calibrated_path,
     _check_run_args,
     _fail,
     _Models,
@@ -82,17 +83,6 @@ def _router_arg(args: argparse.Namespace) -> str:
     return str(router)
 
 
-def _out_path(args: argparse.Namespace, router: str) -> Path:
-    """``--out``, else ``ROUTER-cal.npz`` beside the router (the input is never overwritten
-    unless ``--out`` names it)."""
-    if args.out:
-        return Path(args.out)
-    if router == "shipped":
-        raise ValueError("give --out for the shipped router (its file is not overwritten)")
-    path = Path(router)
-    return path.with_name(f"{path.stem}-cal.npz")
-
-
 def _bench_dir(args: argparse.Namespace, router_path: Path) -> Path:
     """``--bench-dir``, else one per suite, fold and router *contents* (a retrained router
     with the same name does not resume the old one's episodes)."""
@@ -119,7 +109,7 @@ def _calibrate_episodes(args: argparse.Namespace) -> int:
     try:
         thresholds = _float_list(args.thresholds, "--thresholds")
         router = _router_arg(args)
-        out = _out_path(args, router)
+        out = _calibrated_path(args, router)
         seeds = list(FOLD_SEEDS[args.fold])[args.offset : args.offset + args.episodes]
         points = calibration_points(
             router,

@@ -457,6 +457,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=True,
         help="features: does the edge's proposal repeat an earlier action or undo the last",
     )
+    train.add_argument(
+        "--edge-margin",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="features: how far the edge's proposal was ahead of its runner-up (needs records "
+        "with edge_margin: recorded with constrained decoding, see docs)",
+    )
     train.add_argument("--embedder", default="hashed", help="hashed or a MiniLM model id")
     train.add_argument("--hash-dim", type=int, default=128)
     train.add_argument("--hidden", type=int, default=16)

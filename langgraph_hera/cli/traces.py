@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from langgraph_hera.cli._common import _fail
+from langgraph_hera.cli._common import _calibrated_path, _fail
 
 
 def _label_kwargs(args: argparse.Namespace) -> dict[str, Any]:
@@ -56,17 +56,18 @@ def _calibrate(args: argparse.Namespace) -> int:
     if (args.cloud_share is None) == (args.cloud_usd_share is None):
         return _fail("give one of --cloud-share and --cloud-usd-share")
     try:
+        out = _calibrated_path(args, args.router)
         router = calibrate_on_traces(
             args.router,
             args.traces,
             cloud_share=args.cloud_share,
             cloud_usd_share=args.cloud_usd_share,
-            out=args.out or args.router,
+            out=out,
             **_label_kwargs(args),
         )
     except (ValueError, FileNotFoundError) as exc:
         return _fail(str(exc))
-    print(f"router: {args.out or args.router}: threshold {router.threshold:.4f}")
+    print(f"router: {out}: threshold {router.threshold:.4f}")
     return 0
 
 

@@ -52,6 +52,11 @@ EDGE_FEATURES = (
 #: Edge-proposal-vs-history features (group ``edge_history``): is the proposal a repeat or an
 #: undo of what the episode already did? (The loops a weak edge falls into.)
 EDGE_HISTORY_FEATURES = ("edge_action_done_before_log", "edge_undoes_last_action")
+#: Edge-margin features (group ``edge_margin``): how far the proposal was ahead of the edge's
+#: runner-up (`langgraph_hera.routing.decoding.reply_margin`, clipped to [0, 20] nats) and
+#: whether the server sent alternatives. A confident log-probability can still be a narrow
+#: choice between two actions (``put cap in wardrobe`` vs ``in dresser``).
+EDGE_MARGIN_FEATURES = ("edge_margin", "edge_margin_missing")
 #: Tool-calling features (group ``tools``), in vector order; then ``tool_name:<i>`` for the
 #: hashed names of the tools offered (``tool_hash_dim`` buckets).
 TOOL_FEATURES = (
@@ -179,6 +184,8 @@ class FeatureSpec:
         edge: Include the edge proposal features (`EDGE_FEATURES`): edge-first routing.
         edge_history: Include `EDGE_HISTORY_FEATURES` (needs ``edge``): whether the proposal
             repeats an action already taken in the episode, or undoes the last one.
+        edge_margin: Include `EDGE_MARGIN_FEATURES` (needs ``edge``): the proposal's margin
+            over the edge's runner-up answer (served with ``top_logprobs``).
         max_chars: Texts are whitespace-normalised and clipped to this many characters.
         tools: Include the tool-calling features (`TOOL_FEATURES` and ``tool_hash_dim`` hashed
             tool names; with ``edge``, `EDGE_TOOL_FEATURES` and the proposed tool's bucket).
@@ -192,6 +199,7 @@ class FeatureSpec:
     history_k: int = 0
     edge: bool = False
     edge_history: bool = False
+    edge_margin: bool = False
     max_chars: int = 1000
     tools: bool = False
     tool_hash_dim: int = 8
@@ -224,6 +232,8 @@ class FeatureSpec:
             raise ValueError(f"tool_hash_dim must be >= 1, got {self.tool_hash_dim!r}")
         if self.edge_history and not self.edge:
             raise ValueError("edge_history=True needs edge=True (the edge proposal features)")
+        if self.edge_margin and not self.edge:
+            raise ValueError("edge_margin=True needs edge=True (the edge proposal features)")
         if not self.names():
             raise ValueError("the feature spec selects no features")
 
@@ -243,6 +253,8 @@ class FeatureSpec:
             names += list(EDGE_FEATURES)
         if self.edge_history:
             names += list(EDGE_HISTORY_FEATURES)
+        if self.edge_margin:
+            names += list(EDGE_MARGIN_FEATURES)
         if self.tools:
             names += list(TOOL_FEATURES)
             names += [f"tool_name:{i}" for i in range(self.tool_hash_dim)]
@@ -377,6 +389,12 @@ class HeraFeaturizer:
             1.0 if undoes(ri.last_action, ri.edge_action) else 0.0,
         ]
 
+    def _edge_margin(self, ri: RouteInput) -> list[float]:
+        margin = ri.edge_margin
+        if ri.edge_action is None or margin is None or not math.isfinite(float(margin)):
+            return [0.0, 1.0]
+        return [min(max(float(margin), 0.0), 20.0), 0.0]
+
     def _tools(self, ri: RouteInput) -> list[float]:
         extra = ri.extra or {}
         k = self.spec.tool_hash_dim
@@ -420,6 +438,8 @@ class HeraFeaturizer:
                 row += self._edge(ri)
             if self.spec.edge_history:
                 row += self._edge_history(ri)
+            if self.spec.edge_margin:
+                row += self._edge_margin(ri)
             if self.spec.tools:
                 row += self._tools(ri)
         if rows and rows[0]:

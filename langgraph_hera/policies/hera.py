@@ -54,6 +54,7 @@ from langgraph_hera.policies.embedders import (
 from langgraph_hera.policies.features import (
     EDGE_FEATURES,
     EDGE_HISTORY_FEATURES,
+    EDGE_MARGIN_FEATURES,
     HISTORY_FEATURES,
     SCALAR_FEATURES,
     TEXT_PARTS,
@@ -71,6 +72,7 @@ __all__ = [
     "DEFAULT_EMBEDDING_MODEL",
     "EDGE_FEATURES",
     "EDGE_HISTORY_FEATURES",
+    "EDGE_MARGIN_FEATURES",
     "FORMAT_VERSION",
     "HISTORY_FEATURES",
     "SCALAR_FEATURES",

@@ -11,8 +11,12 @@ Three ways (`EdgeDecoding`), chosen per action node (``edge_decoding=``):
   cache shares the prompt). Works with any server that returns prompt log-probabilities
   (vLLM's ``prompt_logprobs``); the answer is the argmax of the sequence likelihood, not a
   greedy token-by-token walk, so an action whose first token is unlikely can still win.
+  The runner-up's log-likelihood comes back too.
 - ``"free"``: no constraint; the reply is mapped onto a valid action afterwards
   (`parse_action`), as for any cloud model.
+
+`reply_logprob` reads the answer's log-probability from the reply, `reply_margin` how far
+ahead of its runner-up it was (the routers' ``edge_margin`` feature).
 
 Models that are not OpenAI-compatible (a cloud chat model, a fake) are never constrained.
 """
@@ -37,6 +41,11 @@ EdgeDecoding = Literal["choice", "rank", "free"]
 EDGE_DECODINGS: tuple[EdgeDecoding, ...] = ("choice", "rank", "free")
 #: The old name of `EDGE_DECODINGS`.
 DECODINGS = EDGE_DECODINGS
+#: Alternatives the server returns per token with ``"choice"`` decoding (OpenAI
+#: ``top_logprobs``), from which `reply_margin` reads the runner-up.
+TOP_LOGPROBS = 5
+#: `reply_margin` is clipped to +-this many nats (servers send -9999 for masked tokens).
+MARGIN_CAP = 30.0
 
 
 def check_decoding(decoding: EdgeDecoding | bool) -> EdgeDecoding:
@@ -98,7 +107,7 @@ def constrained(
         extra: dict[str, Any] = {"grammar": choice_grammar(valid_actions)}
     else:
         extra = {"structured_outputs": {"choice": list(valid_actions)}}
-    return model.bind(extra_body=extra, logprobs=True)
+    return model.bind(extra_body=extra, logprobs=True, top_logprobs=TOP_LOGPROBS)
 
 
 def reply_logprob(reply: BaseMessage) -> float | None:
@@ -108,6 +117,38 @@ def reply_logprob(reply: BaseMessage) -> float | None:
     if not content:
         return None
     return float(sum(t.get("logprob", 0.0) for t in content))
+
+
+def reply_margin(reply: BaseMessage) -> float | None:
+    """How far the reply's answer was ahead of its runner-up, in nats (>= 0 for a greedy answer).
+
+    Token by token (``"choice"`` decoding): at each token the chosen token's log-probability
+    minus the best other among the ``top_logprobs``; the smallest of these (the token where the
+    answer was decided, e.g. ``wardrobe`` against ``dresser`` in ``put cap in wardrobe``). With
+    structured outputs the server's probabilities are over the valid continuations, so the
+    runner-up is another valid action's token. Whole answers (``"rank"`` decoding): the best
+    action's log-likelihood minus the second best's. Clipped to +-`MARGIN_CAP`; tokens without
+    an alternative (the answer was forced there) do not count, and a reply forced throughout
+    gets `MARGIN_CAP`.
+
+    Returns:
+        The margin, or None when the server returned no ``top_logprobs`` (not asked for, or a
+        server that does not send them).
+    """
+    lp = (getattr(reply, "response_metadata", None) or {}).get("logprobs")
+    content = lp.get("content") if isinstance(lp, dict) else None
+    if not content or not any(t.get("top_logprobs") for t in content):
+        return None
+    margin = MARGIN_CAP
+    for t in content:
+        others = [
+            float(a.get("logprob", -math.inf))
+            for a in t.get("top_logprobs") or []
+            if a.get("token") != t.get("token")
+        ]
+        if others:
+            margin = min(margin, float(t.get("logprob", 0.0)) - max(others))
+    return max(-MARGIN_CAP, min(MARGIN_CAP, margin))
 
 
 # ------------------------------------------------------------------------ likelihood ranking
@@ -157,7 +198,9 @@ def _candidate_logprob(body: dict, candidate: str) -> tuple[float, int, int]:
 
 def _ranked_reply(candidates: Sequence[str], bodies: Sequence[dict]) -> AIMessage:
     scored = [_candidate_logprob(b, c) for c, b in zip(candidates, bodies, strict=True)]
-    best = max(range(len(candidates)), key=lambda i: scored[i][0])
+    order = sorted(range(len(candidates)), key=lambda i: scored[i][0], reverse=True)
+    best = order[0]
+    top = [{"token": candidates[i], "logprob": scored[i][0]} for i in order[:TOP_LOGPROBS]]
     # Every request re-sends the prompt; with the server's prefix cache only the first
     # computes it. Counted once, plus every candidate's tokens.
     shared = max(s[2] - s[1] for s in scored)
@@ -165,7 +208,11 @@ def _ranked_reply(candidates: Sequence[str], bodies: Sequence[dict]) -> AIMessag
     return AIMessage(
         candidates[best],
         response_metadata={
-            "logprobs": {"content": [{"token": candidates[best], "logprob": scored[best][0]}]},
+            "logprobs": {
+                "content": [
+                    {"token": candidates[best], "logprob": scored[best][0], "top_logprobs": top}
+                ]
+            },
             "decoding": "rank",
             "candidates": len(candidates),
             "model_name": bodies[best].get("model", ""),

@@ -27,6 +27,7 @@ TRAJECTORY_FIELDS = (
     "edge_action",
     "edge_valid",
     "edge_logprob",
+    "edge_margin",
     "cloud_action",
     "agree",
     "target",
@@ -226,6 +227,7 @@ def env_step(
         "edge_logprob": proposal.get("logprob", state.get("action_logprob"))
         if edge_action is not None
         else None,
+        "edge_margin": proposal.get("margin") if edge_action is not None else None,
         "cloud_action": cloud_action,
         "agree": None
         if edge_action is None or cloud_action is None

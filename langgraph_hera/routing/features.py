@@ -116,11 +116,12 @@ def edge_tool_context(
     """Put the edge's proposed reply into ``route_input`` (edge-first routing of tool agents).
 
     Sets ``edge_action`` (the reply's text, tool calls as ``name(args)``), ``edge_logprob``
-    (when the server returned token logprobs) and the extra keys ``edge_tool`` (the first
-    proposed tool, ``""`` for a text answer), ``edge_args_valid`` (every proposed call parses
-    and fits its tool's schema) and ``edge_action_valid`` (the same, or a text answer).
+    and ``edge_margin`` (when the server returned token logprobs) and the extra keys
+    ``edge_tool`` (the first proposed tool, ``""`` for a text answer), ``edge_args_valid``
+    (every proposed call parses and fits its tool's schema) and ``edge_action_valid`` (the
+    same, or a text answer).
     """
-    from langgraph_hera.routing.decoding import reply_logprob
+    from langgraph_hera.routing.decoding import reply_logprob, reply_margin
 
     schemas = tool_schemas(tools)
     calls = list(reply.tool_calls) if isinstance(reply, AIMessage) else []
@@ -132,6 +133,7 @@ def edge_tool_context(
     )
     route_input.edge_action = message_text(reply)
     route_input.edge_logprob = reply_logprob(reply)
+    route_input.edge_margin = reply_margin(reply)
     first = calls[0]["name"] if calls else (bad[0].get("name") or "" if bad else "")
     route_input.extra.update(
         edge_tool=str(first or ""),
@@ -201,6 +203,7 @@ def route_input_from_state(state: Mapping[str, Any]) -> RouteInput:
     if proposal and proposal.get("step") == ri.step:
         ri.edge_action = proposal.get("action")
         ri.edge_logprob = proposal.get("logprob")
+        ri.edge_margin = proposal.get("margin")
         ri.extra["edge_action_valid"] = bool(proposal.get("valid"))
         edge = _norm(ri.edge_action)
         ri.extra["edge_action_done_before"] = sum(

@@ -53,6 +53,7 @@ from langgraph_hera.routing.decoding import (
     check_decoding,
     constrained,
     reply_logprob,
+    reply_margin,
 )
 from langgraph_hera.routing.deprecation import renamed_kwargs
 from langgraph_hera.routing.features import executor_context
@@ -398,7 +399,13 @@ class _ActionStep:
         step = int(state.get("step", 0))
         text = reply.text if isinstance(reply.text, str) else str(reply.text)
         action, ok = parse_action(text, state.get("valid_actions") or [])
-        proposal = {"step": step, "action": action, "valid": ok, "logprob": reply_logprob(reply)}
+        proposal = {
+            "step": step,
+            "action": action,
+            "valid": ok,
+            "logprob": reply_logprob(reply),
+            "margin": reply_margin(reply),
+        }
         return Command(
             goto=self.call.router_node,
             update={

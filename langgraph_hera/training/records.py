@@ -51,7 +51,7 @@ def route_inputs_from_records(
     Args:
         episode: The episode's records, in step order (see `split_episodes`).
         task: The task, when the records lack a ``task`` field (graph ``trajectory`` output).
-        edge_proposal: Fill the edge proposal (``edge_action``, ``edge_logprob``,
+        edge_proposal: Fill the edge proposal (``edge_action``, ``edge_logprob``, ``edge_margin``,
             ``extra['edge_action_valid']``) from the records: right for edge-first runs and
             ``--also-edge`` recordings (not where the edge executed without proposing first).
     """
@@ -82,6 +82,7 @@ def route_inputs_from_records(
         if edge_proposal and rec.get("edge_action") is not None:
             ri.edge_action = str(rec["edge_action"])
             ri.edge_logprob = rec.get("edge_logprob")
+            ri.edge_margin = rec.get("edge_margin")
             ri.extra["edge_action_valid"] = bool(rec.get("edge_valid"))
             edge = _norm(ri.edge_action)
             ri.extra["edge_action_done_before"] = sum(

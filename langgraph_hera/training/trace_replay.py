@@ -22,7 +22,7 @@ from langchain_core.messages import (
     messages_to_dict,
 )
 
-from langgraph_hera.routing.decoding import reply_logprob
+from langgraph_hera.routing.decoding import reply_logprob, reply_margin
 from langgraph_hera.secrets import error_text, get_logger
 from langgraph_hera.training.traces import (
     TraceStore,
@@ -92,6 +92,7 @@ def replay_record(
             for c in (ai.invalid_tool_calls if ai is not None else [])
         ],
         "edge_logprob": reply_logprob(ai) if ai is not None else None,
+        "edge_margin": reply_margin(ai) if ai is not None else None,
         "error": error,
         "cache_hit": bool(ai is not None and (ai.response_metadata or {}).get("hera_cache_hit")),
         "latency_ms": (time.perf_counter() - t0) * 1e3,

@@ -86,6 +86,7 @@ REPLAY_SCHEMA: dict[str, str] = {
     "edge_tool_calls": "its tool calls: [{name, args, id}]",
     "edge_invalid_tool_calls": "tool calls whose arguments did not parse",
     "edge_logprob": "sum of the answer's token log-probabilities, when returned",
+    "edge_margin": "nats the answer was ahead of its runner-up (reply_margin), when returned",
     "error": "why the edge gave no answer (redacted), else null",
     "cache_hit": "whether the answer came from the proposal cache",
     "latency_ms": "wall time of the edge call",

@@ -31,6 +31,8 @@ STEP_SCHEMA: dict[str, str] = {
     "edge_action": "the edge model's action (proposed or executed); null if not asked",
     "edge_valid": "whether the edge's reply mapped onto a valid action",
     "edge_logprob": "log-probability of the edge's action, when the server returned one",
+    "edge_margin": "nats the edge's proposal was ahead of its runner-up (reply_margin), "
+    "when the server returned alternatives",
     "cloud_action": "the cloud's action when the cloud ran the step; null otherwise",
     "agree": "edge_action == cloud_action (both present); the imitation label",
     "target": "where the step ran: edge or cloud",

@@ -202,3 +202,25 @@ def test_rank_decoding_takes_the_most_likely_action_on_real_vllm(vllm_server: Ed
     assert reply_logprob(reply) == pytest.approx(max(alone.values()), abs=1e-3)
     assert reply.text == max(alone, key=alone.__getitem__)
     assert reply.usage_metadata["input_tokens"] > 0
+
+
+def test_choice_decoding_margin_on_real_vllm(vllm_server: EdgeServer) -> None:
+    """With structured outputs vLLM returns the top alternatives over the *valid* continuations:
+    the proposal's margin is >= 0 (greedy), and the runner-up tokens come from other actions."""
+    from langchain_core.messages import HumanMessage
+
+    from langgraph_hera.models import edge_chat_model
+    from langgraph_hera.routing.decoding import constrained, reply_logprob, reply_margin
+
+    edge = edge_chat_model(vllm_server.base_url, vllm_server.model_name, max_tokens=16)
+    choices = ["put the cap in the wardrobe", "put the cap in the dresser", "go north"]
+    prompt = [HumanMessage("You hold a cap. Where does it go? Pick one action.")]
+    reply = constrained(edge, choices).invoke(prompt)
+    assert reply.text in choices
+    margin = reply_margin(reply)
+    assert margin is not None and 0.0 <= margin <= 30.0
+    assert reply_logprob(reply) is not None
+    content = reply.response_metadata["logprobs"]["content"]
+    # The deciding token's runner-up is the other container (a valid continuation).
+    alts = {a["token"].strip() for t in content for a in t["top_logprobs"]}
+    assert {"wardrobe", "dresser"} <= alts or {"ward", "dress"} & alts

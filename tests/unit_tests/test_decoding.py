@@ -15,6 +15,7 @@ from langgraph_hera.routing.decoding import (
     choice_grammar,
     constrained,
     reply_logprob,
+    reply_margin,
 )
 from tests.fake_openai import FakeOpenAI
 
@@ -43,6 +44,7 @@ def test_vllm_gets_structured_outputs_llamacpp_a_grammar() -> None:
     vllm = edge_chat_model("http://127.0.0.1:9/v1", "m")
     kw = _bound_kwargs(constrained(vllm, CHOICES))
     assert kw["extra_body"] == {"structured_outputs": {"choice": CHOICES}} and kw["logprobs"]
+    assert kw["top_logprobs"] == 5  # the runner-up, for reply_margin
     llama = edge_chat_model("http://127.0.0.1:9/v1", "m", backend="llamacpp")
     kw = _bound_kwargs(constrained(llama, CHOICES))
     assert kw["extra_body"] == {"grammar": choice_grammar(CHOICES)} and kw["logprobs"]
@@ -101,6 +103,8 @@ def test_rank_picks_the_most_likely_action_sync_and_async() -> None:
         reply = ranked.invoke(prompt)
         assert reply.text == "take apple pie"
         assert reply_logprob(reply) == pytest.approx(-0.6)
+        # Runner-up: "take apple" at -2.1, 1.5 nats behind.
+        assert reply_margin(reply) == pytest.approx(1.5)
         # Prompt counted once (5 shared tokens) plus every candidate's tokens.
         assert reply.usage_metadata["input_tokens"] == 5 + 2 + 3 + 2
         areply = asyncio.run(ranked.ainvoke(prompt))
@@ -150,3 +154,48 @@ def test_bad_replies_and_inputs_are_recorded_not_raised(reply, valid, observatio
     else:
         assert len(errors) == 1 and errors[0].startswith("step 2: edge ") and expected in errors[0]
     assert out.goto == "env" and out.update["step"] == 3
+
+
+def _tok(token: str, lp: float, *alts: tuple[str, float]) -> dict[str, Any]:
+    top = sorted([(token, lp), *alts], key=lambda a: -a[1])
+    return {
+        "token": token,
+        "logprob": lp,
+        "top_logprobs": [{"token": t, "logprob": v} for t, v in top],
+    }
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        # The deciding token is the narrow one: "wardrobe" 0.4 nats ahead of "dresser".
+        ([_tok("put", -0.01, ("take", -5.0)), _tok(" wardrobe", -0.5, (" dresser", -0.9))], 0.4),
+        # Forced tokens (no alternative) and the end token's -9999 masks do not count.
+        (
+            [
+                _tok("go", -0.1, ("open", -2.6)),
+                _tok(" north", 0.0),
+                _tok("<|im_end|>", 0.0, ("!", -9999.0)),
+            ],
+            2.5,
+        ),
+        # Forced throughout: the cap.
+        ([_tok("look", 0.0)], 30.0),
+        # A non-greedy token (behind its runner-up): negative.
+        ([_tok("go", -1.2, ("open", -0.4))], -0.8),
+    ],
+)
+def test_reply_margin_is_the_narrowest_token_gap(content: list[dict], expected: float) -> None:
+    from langchain_core.messages import AIMessage
+
+    reply = AIMessage("x", response_metadata={"logprobs": {"content": content}})
+    assert reply_margin(reply) == pytest.approx(expected)
+
+
+def test_reply_margin_is_none_without_alternatives_from_the_server() -> None:
+    from langchain_core.messages import AIMessage
+
+    assert reply_margin(AIMessage("x")) is None
+    plain = {"content": [{"token": "go", "logprob": -0.1}]}  # logprobs, no top_logprobs
+    assert reply_margin(AIMessage("x", response_metadata={"logprobs": plain})) is None
+    assert reply_logprob(AIMessage("x", response_metadata={"logprobs": plain})) == -0.1

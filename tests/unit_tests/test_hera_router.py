@@ -14,11 +14,13 @@ from typing import Any
 
 import numpy as np
 import pytest
+from langchain_core.messages import AIMessage
 
 from langgraph_hera.policies.base import RouteInput, RoutingPolicy, available_policies, get_policy
 from langgraph_hera.policies.hera import (
     EDGE_FEATURES,
     EDGE_HISTORY_FEATURES,
+    EDGE_MARGIN_FEATURES,
     FORMAT_VERSION,
     FeatureSpec,
     HashedEmbedder,
@@ -46,7 +48,15 @@ FULL_SPEC = FeatureSpec(
     history_k=3,
     edge=True,
     edge_history=True,
+    edge_margin=True,
 )
+
+
+def _sure(action: str, margin: float) -> AIMessage:
+    """An edge reply whose server sent the runner-up (``margin`` nats behind)."""
+    top = [{"token": action, "logprob": -0.1}, {"token": "other", "logprob": -0.1 - margin}]
+    content = [{"token": action, "logprob": -0.1, "top_logprobs": top}]
+    return AIMessage(action, response_metadata={"logprobs": {"content": content}})
 
 
 class SpyPolicy(RoutingPolicy):
@@ -68,7 +78,9 @@ class SpyPolicy(RoutingPolicy):
 
 def _run_episode(scripted: Any, seed: int = 0, max_steps: int = 14) -> tuple[SpyPolicy, dict]:
     spy = SpyPolicy(HeraFeaturizer(FULL_SPEC), seed=seed)
-    edge = scripted("inc", "look", "dec", "I refuse", "look", "inc", "inc", name="edge")
+    edge = scripted(
+        _sure("inc", 3.0), "look", _sure("dec", 0.5), "I refuse", "look", "inc", "inc", name="edge"
+    )
     cloud = scripted("inc", name="cloud")
     agent = create_text_agent(edge=edge, cloud=cloud, policy=spy)
     out = agent.invoke({"seed": seed}, context=HeraContext(env=CounterEnv(goal=4), max_steps=20))
@@ -85,6 +97,7 @@ def test_features_from_records_equal_decision_time_features(scripted) -> None:
         for attr in ("task", "step", "observation", "last_action", "history", "valid_actions"):
             assert getattr(rec, attr) == getattr(live, attr), attr
         assert (rec.edge_action, rec.edge_logprob) == (live.edge_action, live.edge_logprob)
+        assert rec.edge_margin == live.edge_margin
         keys = ("action_repeats", "observation_repeats", "last_action_valid")
         for key in (*keys, "edge_action_done_before"):
             assert rec.extra.get(key) == live.extra.get(key), (rec.step, key)
@@ -93,6 +106,8 @@ def test_features_from_records_equal_decision_time_features(scripted) -> None:
     assert max(ri.extra["observation_repeats"] for ri in spy.seen) >= 1
     assert any(ri.extra.get("last_action_valid") is False for ri in spy.seen)
     assert max(ri.extra["edge_action_done_before"] for ri in spy.seen) >= 1
+    # The margins the server sent reached the router, and their absence is told apart.
+    assert {ri.edge_margin for ri in spy.seen} >= {3.0, 0.5, None}
     featurizer = HeraFeaturizer(FULL_SPEC)
     assert np.array_equal(featurizer.transform(rebuilt), np.stack(spy.features))
 
@@ -145,6 +160,12 @@ def test_feature_spec_names_and_validation() -> None:
     old = {k: v for k, v in FULL_SPEC.to_dict().items() if k != "edge_history"}
     assert FeatureSpec.from_dict(old).names() == [
         n for n in FULL_SPEC.names() if n not in EDGE_HISTORY_FEATURES
+    ]
+    with pytest.raises(ValueError, match="edge_margin=True needs edge=True"):
+        FeatureSpec(edge_margin=True)
+    old = {k: v for k, v in FULL_SPEC.to_dict().items() if k != "edge_margin"}
+    assert FeatureSpec.from_dict(old).names() == [
+        n for n in FULL_SPEC.names() if n not in EDGE_MARGIN_FEATURES
     ]
     with pytest.raises(ValueError, match=r"unknown feature-spec keys \['color'\]"):
         FeatureSpec.from_dict({"color": 1})
@@ -409,3 +430,24 @@ def test_edge_history_features() -> None:
     assert x["edge_undoes_last_action"] == 1.0
     none = dict(zip(feat.names, feat.transform_one(RouteInput()), strict=True))
     assert none["edge_action_done_before_log"] == 0.0 and none["edge_undoes_last_action"] == 0.0
+
+
+def test_edge_margin_features() -> None:
+    spec = FeatureSpec(
+        text_fields=(), embedding_model="hashed-8", embedding_dim=8, edge=True, edge_margin=True
+    )
+    feat = HeraFeaturizer(spec)
+
+    def x(**kw: Any) -> dict[str, float]:
+        return dict(zip(feat.names, feat.transform_one(RouteInput(**kw)), strict=True))
+
+    assert x(edge_action="go", edge_margin=0.25)["edge_margin"] == 0.25
+    assert x(edge_action="go", edge_margin=0.25)["edge_margin_missing"] == 0.0
+    assert x(edge_action="go", edge_margin=30.0)["edge_margin"] == 20.0  # clipped
+    assert x(edge_action="go", edge_margin=-0.5)["edge_margin"] == 0.0
+    for missing in (
+        x(edge_action="go"),
+        x(edge_margin=1.0),
+        x(edge_action="go", edge_margin=math.nan),
+    ):
+        assert (missing["edge_margin"], missing["edge_margin_missing"]) == (0.0, 1.0)

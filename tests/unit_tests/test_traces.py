@@ -377,6 +377,7 @@ def test_cli_train_calibrate_report(trained: Any, tmp_path: Path, capsys: Any) -
     argv = ["train", "--traces", str(train.path), "--dev-traces", str(dev.path), "--out", str(out)]
     assert main([*argv, "--target-cloud-share", "0.3", "--hash-dim", "32", *common]) == 0
     assert HeraRouter.load(out).spec.tools
+    trained_bytes = out.read_bytes()
     assert (
         main(
             [
@@ -392,6 +393,11 @@ def test_cli_train_calibrate_report(trained: Any, tmp_path: Path, capsys: Any) -
         )
         == 0
     )
+    # Without --out the input router is kept and the calibrated copy written beside it.
+    assert out.read_bytes() == trained_bytes
+    calibrated = HeraRouter.load(tmp_path / "cli-cal.npz")
+    assert calibrated.threshold != HeraRouter.load(out).threshold
+    assert str(tmp_path / "cli-cal.npz") in capsys.readouterr().out
     rep = tmp_path / "rep"
     assert (
         main(
