@@ -126,7 +126,9 @@ def reply_margin(reply: BaseMessage) -> float | None:
     minus the best other among the ``top_logprobs``; the smallest of these (the token where the
     answer was decided, e.g. ``wardrobe`` against ``dresser`` in ``put cap in wardrobe``). With
     structured outputs the server's probabilities are over the valid continuations, so the
-    runner-up is another valid action's token. Whole answers (``"rank"`` decoding): the best
+    runner-up is another valid action's token; an alternative that only spells the same answer
+    another way (``p`` for ``put``, a prefix of the rest of the reply) is not a rival. Whole
+    answers (``"rank"`` decoding): the best
     action's log-likelihood minus the second best's. Clipped to +-`MARGIN_CAP`; tokens without
     an alternative (the answer was forced there) do not count, and a reply forced throughout
     gets `MARGIN_CAP`.
@@ -135,16 +137,21 @@ def reply_margin(reply: BaseMessage) -> float | None:
         The margin, or None when the server returned no ``top_logprobs`` (not asked for, or a
         server that does not send them).
     """
-    lp = (getattr(reply, "response_metadata", None) or {}).get("logprobs")
+    meta = getattr(reply, "response_metadata", None) or {}
+    lp = meta.get("logprobs")
     content = lp.get("content") if isinstance(lp, dict) else None
     if not content or not any(t.get("top_logprobs") for t in content):
         return None
+    whole_answers = meta.get("decoding") == "rank"  # "take apple" rivals "take apple pie"
     margin = MARGIN_CAP
-    for t in content:
+    tokens = [str(t.get("token", "")) for t in content]
+    for i, t in enumerate(content):
+        rest = "".join(tokens[i:])
         others = [
             float(a.get("logprob", -math.inf))
             for a in t.get("top_logprobs") or []
             if a.get("token") != t.get("token")
+            and (whole_answers or not rest.startswith(str(a.get("token", ""))))
         ]
         if others:
             margin = min(margin, float(t.get("logprob", 0.0)) - max(others))

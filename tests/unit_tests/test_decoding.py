@@ -179,6 +179,8 @@ def _tok(token: str, lp: float, *alts: tuple[str, float]) -> dict[str, Any]:
             ],
             2.5,
         ),
+        # Another spelling of the same answer ("p" then "ut" for "put") is not a rival.
+        ([_tok("put", -0.2, ("p", -0.3), ("go", -2.2)), _tok(" cap", -0.1, (" c", -0.5))], 2.0),
         # Forced throughout: the cap.
         ([_tok("look", 0.0)], 30.0),
         # A non-greedy token (behind its runner-up): negative.
