@@ -211,10 +211,6 @@ class TaskLevelRouter(RoutingPolicy):
         return cls(data["threshold"], dim=data["dim"], weights=data["weights"])
 
 
-def _norm(text: str) -> str:
-    return " ".join(text.lower().split())
-
-
 def stuck_score(route_input: RouteInput) -> float:
     """A model-free per-step difficulty score in [0, 1].
 

@@ -11,6 +11,7 @@ from langchain_core.runnables import RunnableConfig, RunnableLambda
 from langgraph.graph.message import REMOVE_ALL_MESSAGES
 
 from langgraph_hera.envs.base import EnvStep, TextEnv, score_kind_of
+from langgraph_hera.policies.features import normalize_text
 from langgraph_hera.routing.decide import current_context
 from langgraph_hera.routing.nodes import PromptLayout, layout_prompt, run_trajectory
 from langgraph_hera.secrets import get_logger, redact
@@ -112,10 +113,6 @@ def prompt_text(
     (the system prompt is the layout's constant: `ACTION_SYSTEM_PROMPT`, or for ``"episode"``
     `EPISODE_SYSTEM_PROMPT`, `EPISODE_SUCCESS_SYSTEM_PROMPT` for a ``"success"`` score)."""
     return str(layout_prompt(state, prompt_layout, history_window=history_window)[-1].content)
-
-
-def _norm(text: str) -> str:
-    return " ".join(str(text).lower().split())
 
 
 def _fields(obs: EnvStep) -> dict[str, Any]:
@@ -231,7 +228,7 @@ def env_step(
         "cloud_action": cloud_action,
         "agree": None
         if edge_action is None or cloud_action is None
-        else _norm(edge_action) == _norm(cloud_action),
+        else normalize_text(edge_action) == normalize_text(cloud_action),
         "target": target,
         "policy": decision.get("policy"),
         "score": decision.get("score"),
@@ -262,8 +259,10 @@ def env_step(
         **progress,
         **_fields(obs),
         "last_action": action,
-        "action_repeats": sum(_norm(a) == _norm(action) for a in past),
-        "observation_repeats": sum(_norm(o) == _norm(obs.observation) for o in seen),
+        "action_repeats": sum(normalize_text(a) == normalize_text(action) for a in past),
+        "observation_repeats": sum(
+            normalize_text(o) == normalize_text(obs.observation) for o in seen
+        ),
         "messages": [HumanMessage(obs.observation)],
         "trajectory": [record],
     }

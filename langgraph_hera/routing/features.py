@@ -7,7 +7,7 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 
-from langgraph_hera.policies.features import args_match_schema
+from langgraph_hera.policies.features import args_match_schema, normalize_text
 from langgraph_hera.state import RouteInput
 
 
@@ -20,16 +20,12 @@ def message_text(message: BaseMessage) -> str:
     return text
 
 
-def _norm(text: Any) -> str:
-    return " ".join(str(text or "").lower().split())
-
-
 def _repeats(items: Sequence[str]) -> int:
     """How many times the last item occurred before (0 when new)."""
     if not items:
         return 0
-    last = _norm(items[-1])
-    return sum(_norm(i) == last for i in items[:-1])
+    last = normalize_text(items[-1])
+    return sum(normalize_text(i) == last for i in items[:-1])
 
 
 #: Marks a human message written by the project, not by the user (a supervisor's handoff after
@@ -205,9 +201,9 @@ def route_input_from_state(state: Mapping[str, Any]) -> RouteInput:
         ri.edge_logprob = proposal.get("logprob")
         ri.edge_margin = proposal.get("margin")
         ri.extra["edge_action_valid"] = bool(proposal.get("valid"))
-        edge = _norm(ri.edge_action)
+        edge = normalize_text(ri.edge_action)
         ri.extra["edge_action_done_before"] = sum(
-            _norm(r.get("action")) == edge for r in state.get("trajectory") or []
+            normalize_text(r.get("action")) == edge for r in state.get("trajectory") or []
         )
     if "action_valid" in state:
         ri.extra["last_action_valid"] = bool(state["action_valid"])

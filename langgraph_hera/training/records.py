@@ -16,8 +16,6 @@ import numpy as np
 from langgraph_hera.policies.base import RouteInput
 from langgraph_hera.policies.features import normalize_text
 
-_norm = normalize_text
-
 
 def split_episodes(records: Iterable[dict[str, Any]]) -> list[list[dict[str, Any]]]:
     """Group step records into episodes, each sorted by step.
@@ -63,12 +61,13 @@ def route_inputs_from_records(
             prev, last = episode[:t], episode[t - 1]
             last_action = str(last.get("action") or "")
             extra["action_repeats"] = sum(
-                _norm(r.get("action") or "") == _norm(last_action) for r in prev[:-1]
+                normalize_text(r.get("action") or "") == normalize_text(last_action)
+                for r in prev[:-1]
             )
             # As the env node counts: every observation shown before the new one.
             seen = [r.get("observation", "") for r in prev]
-            new_obs = _norm(last.get("next_observation", ""))
-            extra["observation_repeats"] = sum(_norm(o) == new_obs for o in seen)
+            new_obs = normalize_text(last.get("next_observation", ""))
+            extra["observation_repeats"] = sum(normalize_text(o) == new_obs for o in seen)
             extra["last_action_valid"] = bool(last.get("action_valid", False))
         ri = RouteInput(
             task=str(task if task is not None else rec.get("task") or ""),
@@ -84,9 +83,9 @@ def route_inputs_from_records(
             ri.edge_logprob = rec.get("edge_logprob")
             ri.edge_margin = rec.get("edge_margin")
             ri.extra["edge_action_valid"] = bool(rec.get("edge_valid"))
-            edge = _norm(ri.edge_action)
+            edge = normalize_text(ri.edge_action)
             ri.extra["edge_action_done_before"] = sum(
-                _norm(r.get("action") or "") == edge for r in episode[:t]
+                normalize_text(r.get("action") or "") == edge for r in episode[:t]
             )
         out.append(ri)
     return out
