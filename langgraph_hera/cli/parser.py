@@ -460,9 +460,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--edge-margin",
         action=argparse.BooleanOptionalAction,
-        default=False,
-        help="features: how far the edge's proposal was ahead of its runner-up (needs records "
-        "with edge_margin: recorded with constrained decoding, see docs)",
+        default=None,
+        help="features: how far the edge's proposal was ahead of its runner-up, in nats (off "
+        "unless given; needs recordings whose proposals carry edge_margin: choice or rank "
+        "decoding)",
     )
     train.add_argument("--embedder", default="hashed", help="hashed or a MiniLM model id")
     train.add_argument("--hash-dim", type=int, default=128)

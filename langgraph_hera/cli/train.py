@@ -254,7 +254,7 @@ def _train(args: argparse.Namespace) -> int:
             embedding_dim=dim if args.embedder == "hashed" else 384,
             edge=args.edge_features,
             edge_history=args.edge_history and args.edge_features,
-            edge_margin=args.edge_margin and args.edge_features,
+            edge_margin=bool(args.edge_margin) and args.edge_features,
         )
         records = [r for d in args.data for r in iter_steps(d)]
         dev = [r for d in args.dev_data for r in iter_steps(d)]
