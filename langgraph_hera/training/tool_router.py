@@ -142,6 +142,12 @@ class TraceTrainingRun:
 def _labeled(traces: Any, label_kwargs: Mapping[str, Any]) -> list[LabeledStep]:
     if isinstance(traces, list | tuple):
         return list(traces)
+    if isinstance(traces, str | Path) and not Path(traces).is_dir():
+        # A path is read, never created: opening a TraceStore would make an empty one.
+        raise FileNotFoundError(
+            f"no trace store at {str(traces)!r}: give the directory a TraceRecorder wrote "
+            "and replay_traces filled"
+        )
     return label_traces(traces, **dict(label_kwargs))
 
 
@@ -174,9 +180,14 @@ def calibrate_on_traces(
 
     Raises:
         ValueError: Neither or both targets, a target outside [0, 1], or no replayed steps.
+        FileNotFoundError: ``traces`` names no directory (it is read, never created).
     """
     if (cloud_share is None) == (cloud_usd_share is None):
         raise ValueError("give exactly one of cloud_share and cloud_usd_share")
+    share = cloud_share if cloud_share is not None else cloud_usd_share
+    if not 0.0 <= float(share) <= 1.0:  # type: ignore[arg-type]
+        name = "cloud_share" if cloud_share is not None else "cloud_usd_share"
+        raise ValueError(f"{name} must be in [0, 1], got {share}")
     r = router if isinstance(router, HeraRouter) else HeraRouter.load(router)
     labeled = _labeled(traces, label_kwargs)
     if not labeled:
@@ -224,6 +235,7 @@ def train_on_traces(
 
     Raises:
         ValueError: No labelled steps, or a target outside [0, 1].
+        FileNotFoundError: ``traces`` or ``dev_traces`` names no directory.
     """
     labeled = _labeled(traces, label_kwargs)
     if not labeled:

@@ -407,3 +407,23 @@ def test_cli_train_calibrate_report(trained: Any, tmp_path: Path, capsys: Any) -
     )
     assert (rep / "results.csv").exists() and "APGR" in capsys.readouterr().out
     assert main(["calibrate", "--router", str(out), "--traces", str(dev.path)]) == 2
+
+
+def test_calibrate_on_traces_refuses_a_missing_store_and_a_bad_share(
+    trained: Any, tmp_path: Path
+) -> None:
+    """A missing trace directory is an error (it used to be created, empty); a share outside
+    [0, 1] is named before any replay."""
+    from langgraph_hera.cli import main
+
+    path, _, dev = trained
+    missing = tmp_path / "nope"
+    with pytest.raises(FileNotFoundError, match="no trace store at .*nope"):
+        calibrate_on_traces(path, missing, cloud_share=0.3)
+    assert not missing.exists()
+    with pytest.raises(ValueError, match=r"cloud_share must be in \[0, 1\], got 1.5"):
+        calibrate_on_traces(path, dev, cloud_share=1.5)
+    with pytest.raises(ValueError, match=r"cloud_usd_share must be in \[0, 1\], got -0.1"):
+        calibrate_on_traces(path, dev, cloud_usd_share=-0.1)
+    argv = ["calibrate", "--router", str(path), "--traces", str(missing), "--cloud-share", "0.3"]
+    assert main(argv) == 2 and not missing.exists()
