@@ -3,8 +3,10 @@
 Labels the train and dev states of ``--also-edge`` recordings once, as ``hera train`` does by
 default (replayed in the game, USD objective, `UsdObjective()` defaults, GPT-4o list prices),
 then fits the router with each feature spec below (3 seeds each) and prints the dev AUC (mean
-and standard deviation) and the share of dev states the router must send to the cloud to catch
-80 / 90 / 95% of those that need it (lower is better). Usage:
+and standard deviation over the seeds), the difference to the first (shipped) spec with a 95% paired
+bootstrap interval over the dev states (2,000 resamples), and the share of dev states the
+router must send to the cloud to catch 80 / 90 / 95% of those that need it (lower is better).
+First, the AUC of two single signals: the edge's log-probability and its margin. Usage:
 
     .venv/bin/python scripts/feature_ablation.py --suite twc \
         --data runs/i22/record-twc-train --dev-data runs/i22/record-twc-dev \
@@ -72,14 +74,18 @@ def _labelled(dirs: list[str], suite: str, what: str) -> tuple[list, np.ndarray]
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--suite", default="twc")
+    parser.add_argument("--suite", default="twc", help="the recordings' suite (replayed)")
     parser.add_argument("--data", action="append", required=True, help="train recordings")
     parser.add_argument("--dev-data", action="append", required=True, help="dev recordings")
     parser.add_argument("--labels", default=None, help="pickle of the labels (made once)")
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--specs", default=None, help="comma-separated names (default: all)")
+    parser.add_argument("--seeds", type=int, default=3, help="fits per spec (init seeds)")
+    parser.add_argument(
+        "--specs",
+        default=None,
+        help="'|'-separated spec names (default: all): " + " | ".join(SPECS),
+    )
     args = parser.parse_args()
-    names = list(SPECS) if args.specs is None else [s.strip() for s in args.specs.split(",")]
+    names = list(SPECS) if args.specs is None else [s.strip() for s in args.specs.split("|")]
     unknown = [n for n in names if n not in SPECS]
     if unknown:
         parser.error(f"unknown spec(s) {unknown}; known: {list(SPECS)}")
@@ -97,7 +103,20 @@ def main() -> None:
         f"train {len(s)} states ({y.mean():.1%} need the cloud), dev {len(ds)} "
         f"({dy.mean():.1%}); edge margin present on {with_margin} of {len(s) + len(ds)}"
     )
-    print("spec | dev AUC | cloud share at 80 / 90 / 95% recall")
+    need = dy > 0.5
+    lp = np.array([-(ri.edge_logprob if ri.edge_logprob is not None else 0.0) for ri in ds])
+    margin = np.array([-(ri.edge_margin if ri.edge_margin is not None else 30.0) for ri in ds])
+    print(
+        f"single signals, dev AUC: edge log-probability {auc_score(need, lp):.3f}, "
+        f"edge margin {auc_score(need, margin):.3f}"
+    )
+    rng = np.random.default_rng(0)
+    boot = [rng.integers(0, len(dy), len(dy)) for _ in range(2000)]
+    base: np.ndarray | None = None
+    print(
+        "spec | dev AUC (seeds) | minus the first spec's [95% bootstrap] "
+        "| cloud share at 80 / 90 / 95% recall"
+    )
     for name in names:
         aucs, probs = [], []
         for seed in range(args.seeds):
@@ -107,9 +126,15 @@ def main() -> None:
             probs.append(p)
             aucs.append(auc_score(dy, p))
         p = np.mean(probs, axis=0)
-        share = [float(np.mean(p >= np.quantile(p[dy > 0.5], 1 - q))) for q in (0.8, 0.9, 0.95)]
+        share = [float(np.mean(p >= np.quantile(p[need], 1 - q))) for q in (0.8, 0.9, 0.95)]
+        if base is None:
+            base, diff = p, "-"
+        else:
+            d = [auc_score(dy[i], p[i]) - auc_score(dy[i], base[i]) for i in boot]
+            lo, hi = np.nanpercentile(d, [2.5, 97.5])
+            diff = f"{auc_score(dy, p) - auc_score(dy, base):+.3f} [{lo:+.3f}, {hi:+.3f}]"
         print(
-            f"{name} | {np.mean(aucs):.3f} +- {np.std(aucs):.3f} | "
+            f"{name} | {np.mean(aucs):.3f} +- {np.std(aucs):.3f} | {diff} | "
             + " / ".join(f"{x:.0%}" for x in share)
         )
 
