@@ -128,10 +128,9 @@ def reply_margin(reply: BaseMessage) -> float | None:
     structured outputs the server's probabilities are over the valid continuations, so the
     runner-up is another valid action's token; an alternative that only spells the same answer
     another way (``p`` for ``put``, a prefix of the rest of the reply) is not a rival. Whole
-    answers (``"rank"`` decoding): the best
-    action's log-likelihood minus the second best's. Clipped to +-`MARGIN_CAP`; tokens without
-    an alternative (the answer was forced there) do not count, and a reply forced throughout
-    gets `MARGIN_CAP`.
+    answers (``"rank"`` decoding): the best action's log-likelihood minus the second best's.
+    Clipped to +-`MARGIN_CAP`; tokens without an alternative (the answer was forced there) do
+    not count, and a reply forced throughout gets `MARGIN_CAP`.
 
     Returns:
         The margin, or None when the server returned no ``top_logprobs`` (not asked for, or a
