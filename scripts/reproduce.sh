@@ -36,17 +36,8 @@ for fold in dev test; do
     --decodings choice --max-states 150 --episodes 20 --out "$OUT/edge-quality-$fold.json"
 done
 
-LOG="$OUT/serve.log"
-$H serve --adapter "$OUT/adapter" > "$OUT/serve.url" 2> "$LOG" &
-SERVER=$!
-trap 'kill $SERVER 2>/dev/null || true' EXIT
-for _ in $(seq 600); do
-  [ -s "$OUT/serve.url" ] && break
-  kill -0 $SERVER 2>/dev/null || { cat "$LOG" >&2; exit 1; }
-  sleep 1
-done
-URL="$(head -1 "$OUT/serve.url")"
-MODEL="$(sed -n 's/^model: *//p' "$LOG" | head -1)"
+. scripts/_edge_server.sh
+serve_edge "$OUT" 600 --adapter "$OUT/adapter"   # sets URL and MODEL
 # The cache is keyed by the adapter's checksum: a retrained adapter never reuses old answers.
 SHA="$(.venv/bin/python -c "from langgraph_hera.adapt import adapter_info as a; print(a('$OUT/adapter')['sha256'][:16])")"
 EDGE=(--edge-url "$URL" --edge-model "$MODEL" --proposal-cache "$CACHE" --cache-namespace "$SHA")

@@ -33,17 +33,8 @@ ADAPTER="${ADAPTER:-langgraph_hera/artifacts/qwen05-twc-alf-lora}"
 mkdir -p "$OUT"
 
 GGUF="$(.venv/bin/python scripts/bfcl_serve.py 0.5b --assemble-only)"
-LOG="$OUT/serve.log"
-$H serve --model "$GGUF" --adapter "$ADAPTER" > "$OUT/serve.url" 2> "$LOG" &
-SERVER=$!
-trap 'kill $SERVER 2>/dev/null || true' EXIT
-for _ in $(seq 900); do
-  [ -s "$OUT/serve.url" ] && break
-  kill -0 $SERVER 2>/dev/null || { cat "$LOG" >&2; exit 1; }
-  sleep 1
-done
-URL="$(head -1 "$OUT/serve.url")"
-MODEL="$(sed -n 's/^model: *//p' "$LOG" | head -1)"
+. scripts/_edge_server.sh
+serve_edge "$OUT" 900 --model "$GGUF" --adapter "$ADAPTER"   # sets URL and MODEL
 EDGE=(--edge-url "$URL" --edge-model "$MODEL" --model "$GGUF" --proposal-cache "$OUT/proposals.sqlite")
 RUN=(--suite "$SUITE" --max-steps 30 --concurrency "$CONC" "${EDGE[@]}")
 
