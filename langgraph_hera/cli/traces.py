@@ -21,6 +21,11 @@ def _train_traces(args: argparse.Namespace) -> int:
     from langgraph_hera.policies.features import FeatureSpec
     from langgraph_hera.training.tool_router import default_trace_spec, train_on_traces
 
+    if args.edge_margin:
+        return _fail(
+            "--edge-margin is a feature of text-action routers (--data); a router trained on "
+            "--traces uses the tool-call features (FeatureSpec.tools)"
+        )
     share = 0.3 if args.target_cloud_share is None else args.target_cloud_share
     usd_share = args.target_cloud_usd_share
     for name, value in (("--target-cloud-share", share), ("--target-cloud-usd-share", usd_share)):

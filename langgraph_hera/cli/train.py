@@ -203,6 +203,35 @@ def _objective_line(args: argparse.Namespace, usd: Any, price: Any) -> str:
     )
 
 
+def _data_problem(records: list[dict], spec: Any) -> str | None:
+    """Why ``hera train`` cannot train ``spec`` on the ``--data`` records, or None: seeds
+    outside the train fold; ``spec.edge_margin`` with no recorded margin (the feature would be
+    constant, the router could learn nothing from it). A recording where only some proposals
+    lack a margin is said on stderr and trained on (the feature's missing flag marks them)."""
+    from langgraph_hera.envs import FOLD_SEEDS
+
+    bad = sorted({int(r["seed"]) for r in records} - set(FOLD_SEEDS["train"]))
+    if bad:
+        return f"--data must hold train seeds only (0-999); found {bad[:5]}"
+    if not spec.edge_margin:
+        return None
+    proposals = [r for r in records if r.get("edge_action") is not None]
+    with_margin = sum(r.get("edge_margin") is not None for r in proposals)
+    if proposals and not with_margin:
+        return (
+            f"--edge-margin: none of the {len(proposals)} edge proposals in --data carries an "
+            "edge_margin (recorded before margins were, or by a server without token "
+            "logprobs); record again with `hera record --also-edge` (choice or rank "
+            "decoding), or train without --edge-margin"
+        )
+    if with_margin < len(proposals):
+        _say(
+            f"warning: --edge-margin: {len(proposals) - with_margin} of {len(proposals)} edge "
+            "proposals in --data carry no edge_margin (marked by the feature's missing flag)"
+        )
+    return None
+
+
 def _train(args: argparse.Namespace) -> int:
     """``hera train``: arguments -> `langgraph_hera.training.router`, the rollouts through the
     episode runner, the results printed."""
@@ -254,15 +283,15 @@ def _train(args: argparse.Namespace) -> int:
             embedding_dim=dim if args.embedder == "hashed" else 384,
             edge=args.edge_features,
             edge_history=args.edge_history and args.edge_features,
-            edge_margin=bool(args.edge_margin) and args.edge_features,
+            edge_margin=bool(args.edge_margin),
         )
         records = [r for d in args.data for r in iter_steps(d)]
         dev = [r for d in args.dev_data for r in iter_steps(d)]
     except (FileNotFoundError, ValueError) as exc:
         return _fail(str(exc))
-    bad = sorted({int(r["seed"]) for r in records} - set(FOLD_SEEDS["train"]))
-    if bad:
-        return _fail(f"--data must hold train seeds only (0-999); found {bad[:5]}")
+    problem = _data_problem(records, spec)
+    if problem:
+        return _fail(problem)
 
     def labelled(recs: list[dict], what: str) -> Any:
         return label_records_usd(

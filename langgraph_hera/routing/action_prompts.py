@@ -179,12 +179,11 @@ def _repeat_lines(past: Sequence[Mapping[str, Any]]) -> list[str]:
             + "; ".join(dict.fromkeys(repeated))
         )
     lines += _loop_lines([r["action"] for r in past])
-    stalled = len(past) - last_new
-    if stalled >= 6:
-        lines.append(
-            f"Nothing new has been seen for {stalled} steps (the last new observation at step "
-            f"{last_new}): try actions you have not tried, e.g. explore elsewhere."
-        )
+    lines += _stalled_lines(
+        len(past) - last_new,
+        "Nothing new has been seen",
+        f"the last new observation at step {last_new}",
+    )
     return lines
 
 
@@ -234,13 +233,23 @@ def _progress_lines(scored: Sequence[tuple[dict[str, Any], float, float]]) -> li
     if nothing:
         lines.append("Changed nothing: " + "; ".join(nothing))
     lines += _loop_lines([r["action"] for r, _, _ in scored])
-    stalled = len(scored) - best_step
-    if stalled >= 6:
-        lines.append(
-            f"The score has not reached a new best for {stalled} steps (best {_fmt_score(best)} at "
-            f"step {best_step}): try actions you have not tried, e.g. explore elsewhere."
-        )
+    lines += _stalled_lines(
+        len(scored) - best_step,
+        "The score has not reached a new best",
+        f"best {_fmt_score(best)} at step {best_step}",
+    )
     return lines
+
+
+def _stalled_lines(stalled: int, what: str, since: str) -> list[str]:
+    """The warning for ``stalled`` (>= 6) steps without progress: ``what`` has not happened
+    (e.g. "Nothing new has been seen"), ``since`` when it last did."""
+    if stalled < 6:
+        return []
+    return [
+        f"{what} for {stalled} steps ({since}): try actions you have not tried, "
+        "e.g. explore elsewhere."
+    ]
 
 
 def _change(delta: float) -> str:

@@ -15,6 +15,7 @@ from tests.durable_child import GOAL, Slow, kill_after, runner
 
 pytestmark = pytest.mark.integration
 
+
 @pytest.fixture
 def strict_msgpack(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dict[str, Any]]]:
     """Checkpoints are read as under ``LANGGRAPH_STRICT_MSGPACK=true`` (only LangGraph's safe

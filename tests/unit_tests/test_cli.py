@@ -209,3 +209,32 @@ def test_train_with_replay_labels_on_real_twc_games(tmp_path, capsys) -> None:
         "train", "--data", str(tmp_path / "train"), "--out", str(out), "--text-fields", "nope",
     ])  # fmt: skip
     assert rc == 2 and "unknown part(s) ['nope']" in capsys.readouterr().err
+
+
+def test_train_edge_margin_needs_recorded_margins(tmp_path, capsys) -> None:
+    """--edge-margin on recordings without margins would train on a constant: refused before
+    any replay, naming the count; some missing is said and trained on; contradictory flags and
+    trace routers are refused."""
+    from langgraph_hera.policies import HeraRouter
+
+    _replay_records(tmp_path / "train", range(12))
+    out = tmp_path / "router.npz"
+    base = ["train", "--data", str(tmp_path / "train"), "--out", str(out), "--labels", "agree"]
+    assert main([*base, "--edge-margin"]) == 2
+    err = capsys.readouterr().err
+    assert "none of the 72 edge proposals in --data carries an edge_margin" in err
+    assert not out.exists()
+    steps = tmp_path / "train" / "steps.jsonl"
+    rows = [json.loads(line) for line in steps.read_text().splitlines()]
+    for i, row in enumerate(rows):
+        row["edge_margin"] = None if i < 10 else 0.5 + (i % 3)
+    steps.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert main([*base, "--edge-margin"]) == 0
+    err = capsys.readouterr().err
+    assert "10 of 72 edge proposals in --data carry no edge_margin" in err
+    assert HeraRouter(out).spec.edge_margin
+    assert main([*base, "--edge-margin", "--no-edge-features"]) == 2
+    assert "edge_margin=True needs edge=True" in capsys.readouterr().err
+    traces = ["train", "--traces", str(tmp_path), "--out", str(out), "--edge-margin"]
+    assert main(traces) == 2
+    assert "--edge-margin is a feature of text-action routers" in capsys.readouterr().err

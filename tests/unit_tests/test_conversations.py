@@ -420,6 +420,90 @@ def test_two_threads_with_different_score_kinds_at_once(scripted) -> None:
     assert won == ["success"] * 3 and progress == ["progress"] * 3
 
 
+def _margin_of(value: int) -> float:
+    """The scripted edge's margin at counter value ``value`` (narrow at even values)."""
+    return 0.25 if value % 2 == 0 else 2.0 + value
+
+
+def _edge_with_margins(messages: list[BaseMessage]) -> AIMessage:
+    """The edge's ``inc`` with the token logprobs a server returns: its runner-up ``dec`` is
+    `_margin_of` the prompt's counter value behind (what `reply_margin` reads)."""
+    value = int(re.findall(r"Observation: value is (-?\d+)", str(messages[-1].content))[-1])
+    top = [{"token": "inc", "logprob": -0.1}, {"token": "dec", "logprob": -0.1 - _margin_of(value)}]
+    content = [{"token": "inc", "logprob": -0.1, "top_logprobs": top}]
+    return AIMessage("inc", response_metadata={"logprobs": {"content": content}})
+
+
+class _NarrowMarginToCloud(TargetsPolicy):
+    """Edge-first: the cloud when the edge's proposal is less than one nat ahead."""
+
+    name = "narrow-margin"
+    uses_edge_proposal = True
+
+    def __init__(self) -> None:
+        super().__init__(["edge"])
+
+    def score(self, route_input: Any) -> float:
+        margin = route_input.edge_margin
+        return 1.0 if margin is None or margin < 1.0 else 0.0
+
+
+def _assert_margins_routed(state: dict[str, Any]) -> None:
+    """Every step of the thread's current episode: the recorded margin is its own state's, and
+    the router decided on it (cloud exactly where it was narrow)."""
+    traj = [r for r in state["trajectory"] if r.get("turn") == state["turn"]]
+    assert traj
+    for rec in traj:
+        want = _margin_of(int(rec["observation"].rsplit(" ", 1)[-1]))
+        assert rec["edge_margin"] == pytest.approx(want), rec
+        assert rec["target"] == ("cloud" if want < 1.0 else "edge"), rec
+
+
+@pytest.mark.parametrize("mode", ["invoke", "stream-updates", "ainvoke", "astream-updates"])
+def test_edge_margin_is_routed_on_and_recorded_in_a_thread(scripted, mode) -> None:
+    """The edge's margin over its runner-up (`reply_margin`) reaches the router and the
+    trajectory record at every step of every episode of a checkpointed thread, on every call
+    path, also in the episode after one the models failed."""
+    edge = scripted(_edge_with_margins, name="edge")
+    cloud = scripted("inc", name="gpt-4o")
+    agent = create_text_agent(
+        edge=edge, cloud=cloud, policy=_NarrowMarginToCloud(), checkpointer=InMemorySaver()
+    )
+    cfg = cloud_cfg(f"margin-{mode}")
+    for k in range(4):
+        edge.fail = cloud.fail = k == 1
+        if edge.fail:
+            note("faults_injected", 2)
+        ctx = HeraContext(env=CounterEnv(goal=4), max_steps=6, cloud_retry=FAST_RETRY)
+        state = run_graph(agent, {"seed": k}, cfg, mode, ctx)
+        if k == 1:
+            assert state["halt"] and state["success"] is not True
+            continue
+        assert state["halt"] is None and state["success"] is True
+        _assert_margins_routed(state)
+        targets = [r["target"] for r in state["trajectory"] if r.get("turn") == state["turn"]]
+        assert targets == ["cloud", "edge", "cloud", "edge"]
+
+
+def test_edge_margin_of_two_threads_at_once(scripted) -> None:
+    agent = create_text_agent(
+        edge=scripted(_edge_with_margins, name="edge"),
+        cloud=scripted("inc", name="gpt-4o"),
+        policy=_NarrowMarginToCloud(),
+        checkpointer=InMemorySaver(),
+    )
+
+    async def play(thread: str, goal: int) -> int:
+        for k in range(3):
+            ctx = HeraContext(env=CounterEnv(goal=goal), max_steps=8)
+            await agent.ainvoke({"seed": k}, cloud_cfg(thread), context=ctx)
+            state = agent.get_state(cloud_cfg(thread)).values
+            _assert_margins_routed(state)
+        return len([r for r in state["trajectory"] if r.get("turn") == state["turn"]])
+
+    assert arun(asyncio.gather(play("margin-a", 3), play("margin-b", 5))) == [3, 5]
+
+
 # =========================================================================== kind 2
 # Features scoped to the current turn.
 

@@ -38,11 +38,15 @@ from tests.conftest import CounterEnv
 
 def test_literals_list_their_values() -> None:
     assert get_args(EdgeDecoding) == EDGE_DECODINGS == ("choice", "rank", "free")
-    assert get_args(PromptLayout) == PROMPT_LAYOUTS == (
-        "window",
-        "messages",
-        "since-reset",
-        "episode",
+    assert (
+        get_args(PromptLayout)
+        == PROMPT_LAYOUTS
+        == (
+            "window",
+            "messages",
+            "since-reset",
+            "episode",
+        )
     )
     assert get_args(SupervisionMode) == MODES == ("pevr", "eva")
 
