@@ -75,7 +75,8 @@ class FakeOpenAI(LocalServer):
     """``script(n, request_json, headers) -> Reply`` decides the n-th reply (0-based).
 
     Attributes:
-        requests: (path, JSON body, headers) of every request received.
+        requests: (path, JSON body, headers) of every POST request received.
+        models: The entries ``GET /v1/models`` lists.
         hang_s: Seconds to sleep before answering the requests for which ``hang(n)`` is true.
     """
 
@@ -88,6 +89,8 @@ class FakeOpenAI(LocalServer):
         self.script = script or (lambda n, body, headers: (200, completion(), {}))
         self.hang = hang or (lambda n: 0.0)
         self.requests: list[tuple[str, dict[str, Any], dict[str, str]]] = []
+        #: What ``GET /v1/models`` lists (vLLM's entries carry ``id`` and ``root``).
+        self.models: list[dict[str, Any]] = []
         self._connections: set[Any] = set()
         fake = self
 
@@ -118,6 +121,17 @@ class FakeOpenAI(LocalServer):
                     self.wfile.write(data)
                 except OSError:  # the client gave up (timeout)
                     pass
+
+            def do_GET(self) -> None:  # noqa: N802 - http.server API
+                if not self.path.endswith("/models"):
+                    self.send_error(404)
+                    return
+                data = json.dumps({"object": "list", "data": fake.models}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
 
             def log_message(self, *args: object) -> None:
                 pass

@@ -344,7 +344,11 @@ class _Models:
             print(f"cloud: {self.cloud_label} (no edge model needed)", file=sys.stderr)
             return
         if args.edge_url:
+            from langgraph_hera.models._server import served_model_shape
+
             base_url, model_name = args.edge_url, args.edge_model
+            # A server on this machine (`hera serve`) says where its weights are.
+            self.shape = None if args.model else served_model_shape(base_url, model_name)
         else:
             from langgraph_hera.models import EdgeServer
 

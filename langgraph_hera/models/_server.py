@@ -377,14 +377,8 @@ class EdgeServer:
         )
 
     def _models(self, timeout: float) -> list[str] | None:
-        try:
-            with _OPENER.open(f"{self.base_url}/models", timeout=timeout) as resp:
-                if resp.status != 200:
-                    return None
-                body = json.loads(resp.read() or b"{}")
-        except (OSError, ValueError, urllib.error.URLError):
-            return None
-        return [str(m.get("id")) for m in body.get("data", []) if isinstance(m, dict)]
+        models = served_models(self.base_url, timeout=timeout)
+        return None if models is None else [str(m.get("id")) for m in models]
 
     def _wait_ready(self, t0: float) -> None:
         assert self._proc is not None
@@ -477,6 +471,35 @@ class EdgeServer:
         state = "running" if self._proc is not None and self._proc.poll() is None else "stopped"
         where = f"{self.url_host}:{self.port}" if self.port else "no port"
         return f"EdgeServer(backend={self.backend!r}, model={self.model_name!r}, {where}, {state})"
+
+
+def served_models(base_url: str, *, timeout: float = 5.0) -> list[dict[str, Any]] | None:
+    """The model entries an OpenAI-compatible server lists (``GET {base_url}/models``: vLLM's
+    carry ``id``, ``root`` and ``max_model_len``), or None when it does not answer 200 with
+    JSON within ``timeout`` seconds."""
+    try:
+        with _OPENER.open(f"{base_url.rstrip('/')}/models", timeout=timeout) as resp:
+            if resp.status != 200:
+                return None
+            body = json.loads(resp.read() or b"{}")
+    except (OSError, ValueError, urllib.error.URLError):
+        return None
+    data = body.get("data", []) if isinstance(body, dict) else []
+    return [m for m in data if isinstance(m, dict)]
+
+
+def served_model_shape(base_url: str, model: str, *, timeout: float = 5.0) -> ModelShape | None:
+    """The size and KV shape of ``model`` as served at ``base_url``, when the server says where
+    its weights are (vLLM's ``root``) and they are readable here (a server on this machine, e.g.
+    ``hera serve``); None otherwise (a remote server, llama.cpp, no answer)."""
+    for entry in served_models(base_url, timeout=timeout) or []:
+        root = entry.get("root")
+        if entry.get("id") == model and isinstance(root, str) and Path(root).exists():
+            try:
+                return model_shape(root)
+            except (ValueError, OSError):
+                return None
+    return None
 
 
 @contextlib.contextmanager

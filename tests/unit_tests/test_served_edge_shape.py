@@ -89,6 +89,33 @@ def test_bench_estimates_and_describes_the_served_edge(fake_edge, qwen_dir, tmp_
     assert math.isclose(episode["edge_energy_j"], expected, rel_tol=1e-9)
 
 
+def test_bench_reads_the_shape_of_a_local_server_without_model(
+    fake_edge, qwen_dir, tmp_path, capsys
+):
+    """--edge-url alone: a server on this machine (vLLM, `hera serve`) names its weights'
+    directory (``root`` in ``GET /v1/models``), so the edge is still described and estimated
+    by the model served; a root that is not readable here leaves the size unknown, said."""
+    out = tmp_path / "bench"
+    argv = [
+        "bench", "--policies", "random:p=0.5", "--episodes", "1", "--max-steps", "2",
+        "--fold", "dev", "--edge-url", fake_edge.url, "--edge-model", "qwen2.5-0.5b-instruct",
+        "--edge-decoding", "free", "--out", str(out),
+    ]  # fmt: skip
+    fake_edge.models = [
+        {"id": "another", "root": str(tmp_path)},
+        {"id": "qwen2.5-0.5b-instruct", "root": str(qwen_dir)},
+    ]
+    assert main(argv) == 0
+    assert QWEN_DIMS in capsys.readouterr().err
+    meta = json.loads((out / "bench.json").read_text())
+    assert meta["edge_params"] == model_shape(qwen_dir).n_params and QWEN_DIMS in meta["edge_label"]
+    fake_edge.models = [{"id": "qwen2.5-0.5b-instruct", "root": "/on/another/machine"}]
+    assert main([*argv[:-1], str(tmp_path / "bench2")]) == 0
+    assert "size unknown: SmolLM2-135M's assumed" in capsys.readouterr().err
+    meta = json.loads((tmp_path / "bench2" / "bench.json").read_text())
+    assert meta["edge_params"] == DEFAULT_EDGE_PARAMS
+
+
 def test_supervise_kv_estimate_follows_the_served_edge(fake_edge, qwen_dir, tmp_path, capsys):
     out = tmp_path / "supervise"
     rc = main([
