@@ -256,6 +256,29 @@ class _Models:
             return "episode"
         return str(getattr(self.args, "prompt_layout", "window") or "window")
 
+    def shipped_router(self, suite: str) -> Path:
+        """The shipped router for the served edge on ``suite`` (`shipped_router`); said on
+        stderr, with whom it was trained for when that is not this edge on this suite."""
+        from langgraph_hera.policies.hera import SHIPPED_ROUTERS, shipped_router
+
+        path = shipped_router(self.edge_name, suite)
+        edge, trained_on = next(k for k, v in SHIPPED_ROUTERS.items() if v == path)
+        if edge == self.edge_name and trained_on == suite:
+            print(f"router: {path.name} (shipped for this edge on {suite})", file=sys.stderr)
+        elif edge == self.edge_name:
+            print(
+                f"router: {path.name} (shipped for this edge on {trained_on}; none on {suite})",
+                file=sys.stderr,
+            )
+        else:
+            print(
+                f"router: {path.name} (shipped for {edge} on {trained_on}, not for the served "
+                f"edge {self.edge_name}: train one for it with `hera train` and pass "
+                "--policy-arg path=FILE)",
+                file=sys.stderr,
+            )
+        return path
+
     def bench_config(self, seeds: Sequence[int], out_dir: Path, **extra: Any) -> Any:
         """The `BenchConfig` of ``hera bench`` and ``hera calibrate`` (started models, the
         run's episode options; ``extra``: command-specific fields)."""

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import math
 import sys
@@ -98,7 +99,6 @@ def _calibrate_episodes(args: argparse.Namespace) -> int:
         calibrate_router,
         calibration_points,
     )
-    from langgraph_hera.policies.hera import SHIPPED_ROUTER
 
     for dest, flag in _TRACE_ONLY:
         if getattr(args, dest, None) is not None:
@@ -111,23 +111,25 @@ def _calibrate_episodes(args: argparse.Namespace) -> int:
         router = _router_arg(args)
         out = _calibrated_path(args, router)
         seeds = list(FOLD_SEEDS[args.fold])[args.offset : args.offset + args.episodes]
-        points = calibration_points(
-            router,
+        points_of = functools.partial(
+            calibration_points,
             fold=args.fold,
             thresholds=thresholds,
             min_success_ratio=args.min_success_ratio,
             seeds=seeds,
         )
+        points = points_of(router)  # checked before any server starts
     except (ValueError, FileNotFoundError) as exc:
         return _fail(str(exc))
-    router_path = SHIPPED_ROUTER if router == "shipped" else Path(router)
-    bench_dir = _bench_dir(args, router_path)
     models = _Models(args)
     try:
         models.start()
     except Exception as exc:
         return _fail(f"could not start the edge server: {exc}")
-    config = models.bench_config(seeds, bench_dir)
+    if router == "shipped":  # the one shipped for the served edge on this suite
+        router = str(models.shipped_router(args.suite))
+        points = points_of(router)
+    config = models.bench_config(seeds, _bench_dir(args, Path(router)))
     done: list[Any] = []
     try:
         _with_point_progress(

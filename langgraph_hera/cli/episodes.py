@@ -95,6 +95,8 @@ def _run(args: argparse.Namespace) -> int:
         models.start(need_edge=also_edge or args.policy != "always-cloud")
     except Exception as exc:
         return _fail(f"could not start the edge server: {exc}")
+    if kwargs.get("path") == "shipped":
+        kwargs["path"] = str(models.shipped_router(args.suite))
     stamp = time.strftime("%Y%m%d-%H%M%S")
     out_dir = Path(args.out or f"runs/{args.suite}-{args.fold}-{args.policy}-{stamp}")
     runner = EpisodeRunner(
@@ -185,6 +187,20 @@ def _saving_line(routed: dict[str, Any], cloud: dict[str, Any]) -> str:
     )
 
 
+def _with_shipped_router(points: list[Any], models: _Models, suite: str) -> list[Any]:
+    """``points`` with ``path=shipped`` replaced by the router shipped for the served edge on
+    ``suite`` (the point's label then names the file)."""
+    if not any(p.kwargs.get("path") == "shipped" for p in points):
+        return points
+    path = str(models.shipped_router(suite))
+    return [
+        dataclasses.replace(p, kwargs={**p.kwargs, "path": path})
+        if p.kwargs.get("path") == "shipped"
+        else p
+        for p in points
+    ]
+
+
 def _bench(args: argparse.Namespace) -> int:
     from langgraph_hera.envs import FOLD_SEEDS
     from langgraph_hera.evaluation.bench import bench_points, run_bench, write_report
@@ -203,6 +219,7 @@ def _bench(args: argparse.Namespace) -> int:
         models.start()
     except Exception as exc:
         return _fail(f"could not start the edge server: {exc}")
+    points = _with_shipped_router(points, models, args.suite)
     config = models.bench_config(seeds, out_dir, failure_penalty_usd=args.failure_penalty_usd)
     try:
         _with_point_progress(

@@ -109,8 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument(
                 "--policy",
                 default="hera",
-                help=f"one of: {', '.join(available_policies())} (hera: the shipped router "
-                "unless --policy-arg path=FILE)",
+                help=f"one of: {', '.join(available_policies())} (hera: the router shipped "
+                "for the served edge and --suite, unless --policy-arg path=FILE)",
             )
             p.add_argument(
                 "--policy-arg", action="append", default=[], metavar="K=V", help="policy keyword"
@@ -261,7 +261,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--policies",
         default="random,threshold,task-level",
-        help="comma-separated (always-edge and always-cloud are always played)",
+        help="comma-separated (always-edge and always-cloud are always played; hera: the "
+        "router shipped for the served edge and --suite, unless hera:path=FILE)",
     )
     bench.add_argument("--sweep", action="store_true", help="sweep the tunable policies")
     bench.add_argument(

@@ -34,6 +34,7 @@ from langgraph_hera.policies.hera import (
     HashedEmbedder,
     HeraFeaturizer,
     HeraRouter,
+    shipped_router,
 )
 from langgraph_hera.policies.hera_scheduler import HeraScheduler, SchedulerProfile
 
@@ -67,4 +68,5 @@ __all__ = [
     "calibrate_threshold",
     "get_policy",
     "register_policy",
+    "shipped_router",
 ]

@@ -77,6 +77,7 @@ __all__ = [
     "HISTORY_FEATURES",
     "SCALAR_FEATURES",
     "SHIPPED_ROUTER",
+    "SHIPPED_ROUTERS",
     "TEXT_PARTS",
     "Embedder",
     "FeatureSpec",
@@ -88,6 +89,7 @@ __all__ = [
     "check_embedder_available",
     "get_embedder",
     "normalize_text",
+    "shipped_router",
     "sigmoid",
     "undoes",
 ]
@@ -108,9 +110,38 @@ __getattr__ = moved(
 #: Version of the ``.npz`` layout written by `HeraRouter.save`.
 FORMAT_VERSION = 1
 _FORMAT = "langgraph-hera/hera-router"
+_ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 #: The router shipped for the embedded edge (adapted SmolLM2) and the expert stand-in on twc;
 #: ``HeraRouter("shipped")`` loads it.
-SHIPPED_ROUTER = Path(__file__).resolve().parent.parent / "artifacts" / "hera-twc.npz"
+SHIPPED_ROUTER = _ARTIFACTS / "hera-twc.npz"
+#: Every router shipped with the package, by the served edge it was trained for (the name
+#: ``hera serve`` gives the model: base + adapter) and the suite it was trained and calibrated
+#: on, against the expert stand-in (docs/BENCHMARKS.md has each file's numbers).
+SHIPPED_ROUTERS: dict[tuple[str, str], Path] = {
+    ("smollm2-135m-instruct+smollm2-twx-lora", "twc"): SHIPPED_ROUTER,
+    ("smollm2-135m-instruct+smollm2-twx-lora", "alfworld"): _ARTIFACTS / "hera-alfworld.npz",
+    ("qwen2.5-coder-0.5b-instruct+qwen05-twc-alf-lora", "twc"): _ARTIFACTS / "hera-qwen05-twc.npz",
+    ("qwen2.5-coder-0.5b-instruct+qwen05-twc-alf-lora", "alfworld"): (
+        _ARTIFACTS / "hera-qwen05-alfworld.npz"
+    ),
+}
+
+
+def shipped_router(edge_model: str | None = None, suite: str = "twc") -> Path:
+    """The shipped router file for the served edge ``edge_model`` on ``suite``.
+
+    The one trained for that edge on that suite (`SHIPPED_ROUTERS`); else that edge's twc
+    router (the other TextWorldExpress suites, cookingworld and coin, were measured with it);
+    else, for an edge no router was shipped for (or ``None``), `SHIPPED_ROUTER` (SmolLM2's, on
+    twc). Whom a file is for is in it (`HeraRouter.models`): compare before trusting a
+    fallback.
+    """
+    for key in ((edge_model, suite), (edge_model, "twc")):
+        if key in SHIPPED_ROUTERS:
+            return SHIPPED_ROUTERS[key]  # type: ignore[index]
+    return SHIPPED_ROUTER
+
+
 #: Hidden-layer activations of the MLP.
 ACTIVATIONS = ("tanh", "relu")
 
@@ -367,7 +398,8 @@ class HeraRouter(RoutingPolicy):
         cloud_model: str | None,
     ) -> None:
         if not path.exists():
-            hint = " (this installation ships no router)" if path == SHIPPED_ROUTER else ""
+            shipped = path in SHIPPED_ROUTERS.values()
+            hint = " (this installation does not ship it)" if shipped else ""
             raise FileNotFoundError(f"no Hera router file at {path}{hint}")
         try:
             with np.load(path, allow_pickle=False) as data:

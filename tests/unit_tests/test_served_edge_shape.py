@@ -159,3 +159,43 @@ def test_supervision_report_defaults_to_smollm2(tmp_path) -> None:
     assert edge == {"edge_label": "SmolLM2-135M", "edge_kv_dims": list(EDGE_KV_DIMS)}
     write_report(tmp_path / "sup")
     assert "KV: SmolLM2-135M, bf16" in (tmp_path / "sup" / "report.md").read_text()
+
+
+@pytest.mark.parametrize(
+    ("edge", "suite", "label", "said"),
+    [
+        (
+            "qwen2.5-coder-0.5b-instruct+qwen05-twc-alf-lora",
+            "twc",
+            "hera-hera-qwen05-twc",
+            "router: hera-qwen05-twc.npz (shipped for this edge on twc)",
+        ),
+        (
+            "qwen2.5-coder-0.5b-instruct+qwen05-twc-alf-lora",
+            "coin",
+            "hera-hera-qwen05-twc",
+            "router: hera-qwen05-twc.npz (shipped for this edge on twc; none on coin)",
+        ),
+        (
+            "my-edge",
+            "twc",
+            "hera-hera-twc",
+            "not for the served edge my-edge: train one for it with `hera train`",
+        ),
+    ],
+)
+def test_bench_and_run_play_the_router_shipped_for_the_served_edge(
+    fake_edge, tmp_path, capsys, edge, suite, label, said
+):
+    """`hera bench`'s ``hera`` and `hera run --policy hera` play the router shipped for the
+    served edge on the suite (not SmolLM2's twc router for every edge), and say which."""
+    common = ["--episodes", "1", "--max-steps", "2", "--fold", "dev", "--suite", suite]
+    common += ["--edge-url", fake_edge.url, "--edge-model", edge, "--edge-decoding", "free"]
+    out = tmp_path / "bench"
+    assert main(["bench", "--policies", "hera", *common, "--out", str(out)]) == 0
+    assert said in capsys.readouterr().err
+    points = json.loads((out / "bench.json").read_text())["points"]
+    assert label in [p["label"] for p in points]
+    assert (out / label / "episodes.jsonl").is_file()
+    rc = main(["run", *common, "--no-baseline", "--out", str(tmp_path / "run")])
+    assert rc == 0 and said in capsys.readouterr().err

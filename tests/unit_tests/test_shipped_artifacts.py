@@ -72,3 +72,39 @@ def test_the_twc_router_for_the_qwen_edge_was_calibrated_in_the_closed_loop_on_d
     assert cal["method"] == "closed-loop dev" and cal["fold"] == "dev"
     assert cal["seeds"] == list(range(10000, 10020)) and cal["threshold"] == router.threshold
     assert router.info["rounds"] == 2 and router.info["objective"] == "usd"
+
+
+def test_every_shipped_router_is_for_the_edge_and_suite_it_is_listed_under() -> None:
+    """`SHIPPED_ROUTERS` against the files themselves: each names the served edge it is listed
+    for, and a router calibrated in the closed loop was calibrated on its listed suite's dev
+    seeds. The SmolLM2 ALFWorld-style router is the one BENCHMARKS measured (IL, 0.35)."""
+    from langgraph_hera.policies.hera import SHIPPED_ROUTERS
+
+    assert SHIPPED_ROUTERS[("smollm2-135m-instruct+smollm2-twx-lora", "twc")] == SHIPPED_ROUTER
+    for (edge, suite), path in SHIPPED_ROUTERS.items():
+        router = HeraRouter(path)
+        assert router.models["edge"] == edge, path
+        cal = router.info.get("calibration")
+        if cal is not None:
+            assert (cal["suite"], cal["fold"]) == (suite, "dev"), path
+    alf = HeraRouter(SHIPPED_ROUTERS[("smollm2-135m-instruct+smollm2-twx-lora", "alfworld")])
+    assert alf.threshold == 0.35 and alf.info["rounds"] == 0
+    assert alf.info["calibration"]["method"] == "closed-loop dev"
+
+
+def test_shipped_router_follows_the_served_edge_and_suite() -> None:
+    from langgraph_hera.policies import shipped_router
+
+    smol, qwen = (
+        "smollm2-135m-instruct+smollm2-twx-lora",
+        "qwen2.5-coder-0.5b-instruct+qwen05-twc-alf-lora",
+    )
+    artifacts = SHIPPED_ROUTER.parent
+    assert shipped_router(smol, "twc") == SHIPPED_ROUTER == shipped_router()
+    assert shipped_router(smol, "alfworld") == artifacts / "hera-alfworld.npz"
+    assert shipped_router(qwen, "alfworld") == artifacts / "hera-qwen05-alfworld.npz"
+    # A suite no router was trained on: the edge's twc router (cookingworld, coin).
+    assert shipped_router(qwen, "coin") == artifacts / "hera-qwen05-twc.npz"
+    assert shipped_router(smol, "cookingworld") == SHIPPED_ROUTER
+    # An edge no router was shipped for: SmolLM2's twc router (the CLI says so).
+    assert shipped_router("my-edge", "alfworld") == SHIPPED_ROUTER
