@@ -8,7 +8,10 @@ Configuration through environment variables (nothing connects at import):
   key, the text agent's cloud is the **expert stand-in** (an environment planner, not a model).
 - ``HERA_CLOUD_URL``: an OpenAI-compatible ``/v1`` URL for the cloud model instead of OpenAI's
   (a gateway, a local server; the key is then optional).
-- ``HERA_POLICY``: a registered policy name (default ``threshold``).
+- ``HERA_POLICY``: a registered policy name (default ``threshold``). For ``hera``,
+  ``HERA_ROUTER`` is the router file (`hera train`; for the tool agents, one trained on your
+  agent's traces with ``hera train --traces``); without it the text agent plays the router
+  shipped for ``HERA_EDGE_MODEL`` on twc (`shipped_router`), and the tool agents refuse to load.
 - ``HERA_VERIFY_EVERY``: the supervised agents' verification interval T_v (default 4).
 
 Graphs: ``hera_agent`` (router node), ``hera_middleware_agent`` (``create_agent`` with
@@ -32,11 +35,35 @@ from langgraph_hera import (
     create_text_agent,
     edge_chat_model,
 )
-from langgraph_hera.policies import get_policy
+from langgraph_hera.policies import RoutingPolicy, get_policy, shipped_router
 
 EDGE_URL = os.environ.get("HERA_EDGE_URL", "http://127.0.0.1:8000/v1")
 EDGE_MODEL = os.environ.get("HERA_EDGE_MODEL", "smollm2-135m-instruct")
 POLICY = os.environ.get("HERA_POLICY", "threshold")
+ROUTER = os.environ.get("HERA_ROUTER")
+
+
+def _policy(text_agent: bool) -> RoutingPolicy:
+    """``HERA_POLICY``; for ``hera`` the router in ``HERA_ROUTER`` (or, for the text agent,
+    the one shipped for the edge).
+
+    Raises:
+        ValueError: ``HERA_POLICY=hera`` for a tool agent without ``HERA_ROUTER`` (the shipped
+            routers are for the text games: an untrained one cannot decide).
+    """
+    if POLICY != "hera":
+        return get_policy(POLICY)
+    if ROUTER:
+        return get_policy("hera", path=ROUTER)
+    if text_agent:
+        return get_policy("hera", path=str(shipped_router(EDGE_MODEL, "twc")))
+    raise ValueError(
+        "HERA_POLICY=hera needs HERA_ROUTER=<router.npz> for the tool agents: a router trained "
+        "on your agent's traces (hera train --traces ...); the shipped routers are for the "
+        "text games"
+    )
+
+
 VERIFY_EVERY = int(os.environ.get("HERA_VERIFY_EVERY", "4"))
 
 
@@ -84,7 +111,7 @@ hera_agent = create_hera_agent(
     edge=edge_chat_model(EDGE_URL, EDGE_MODEL, max_tokens=256),
     cloud=_cloud(text_agent=False),
     tools=[calculator],
-    policy=get_policy(POLICY),
+    policy=_policy(text_agent=False),
     name="hera_agent",
 )
 
@@ -96,14 +123,16 @@ hera_middleware_agent = create_agent(
     _mw_cloud,
     tools=[calculator],
     context_schema=HeraContext,
-    middleware=[HeraRoutingMiddleware(edge=_mw_edge, cloud=_mw_cloud, policy=get_policy(POLICY))],
+    middleware=[
+        HeraRoutingMiddleware(edge=_mw_edge, cloud=_mw_cloud, policy=_policy(text_agent=False))
+    ],
     name="hera_middleware_agent",
 )
 
 hera_text_agent = create_text_agent(
     edge=edge_chat_model(EDGE_URL, EDGE_MODEL, max_tokens=24),
     cloud=_cloud(text_agent=True),
-    policy=get_policy(POLICY),
+    policy=_policy(text_agent=True),
     name="hera_text_agent",
 )
 

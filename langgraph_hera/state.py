@@ -214,6 +214,9 @@ class TextEnvState(RoutingState, MessagesState, TypedDict):
     action_valid: NotRequired[bool]
     action_logprob: NotRequired[float | None]
     """Log-probability of the action, when the (edge) server returned token logprobs."""
+    action_margin: NotRequired[float | None]
+    """How far the action was ahead of the model's runner-up answer, in nats (`reply_margin`),
+    when the server returned top logprobs."""
     action_repeats: NotRequired[int]
     """How often the last executed action was executed before in this episode."""
     observation_repeats: NotRequired[int]

@@ -256,6 +256,24 @@ class _Models:
             return "episode"
         return str(getattr(self.args, "prompt_layout", "window") or "window")
 
+    def resolve_router(self, policy: str, kwargs: dict[str, Any], suite: str) -> dict[str, Any]:
+        """``kwargs`` of ``policy`` with ``path=shipped`` (the ``hera`` default) replaced by the
+        router shipped for the served edge on ``suite`` (`shipped_router`), said on stderr.
+
+        Raises:
+            ValueError: That file does not load (named; e.g. missing from this installation).
+        """
+        from langgraph_hera.policies import get_policy
+
+        if policy != "hera" or kwargs.get("path") != "shipped":
+            return kwargs
+        resolved = {**kwargs, "path": str(self.shipped_router(suite))}
+        try:
+            get_policy(policy, **resolved)
+        except (ValueError, TypeError, OSError) as exc:
+            raise ValueError(f"the shipped router {resolved['path']}: {exc}") from exc
+        return resolved
+
     def shipped_router(self, suite: str) -> Path:
         """The shipped router for the served edge on ``suite`` (`shipped_router`); said on
         stderr, with whom it was trained for when that is not this edge on this suite."""
@@ -263,9 +281,9 @@ class _Models:
 
         path = shipped_router(self.edge_name, suite)
         edge, trained_on = next(k for k, v in SHIPPED_ROUTERS.items() if v == path)
-        if edge == self.edge_name and trained_on == suite:
+        if edge == (self.edge_name or "").lower() and trained_on == suite:
             print(f"router: {path.name} (shipped for this edge on {suite})", file=sys.stderr)
-        elif edge == self.edge_name:
+        elif edge == (self.edge_name or "").lower():
             print(
                 f"router: {path.name} (shipped for this edge on {trained_on}; none on {suite})",
                 file=sys.stderr,

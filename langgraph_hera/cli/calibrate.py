@@ -126,9 +126,12 @@ def _calibrate_episodes(args: argparse.Namespace) -> int:
         models.start()
     except Exception as exc:
         return _fail(f"could not start the edge server: {exc}")
-    if router == "shipped":  # the one shipped for the served edge on this suite
-        router = str(models.shipped_router(args.suite))
+    try:  # "shipped": the router shipped for the served edge on this suite
+        router = models.resolve_router("hera", {"path": router}, args.suite)["path"]
         points = points_of(router)
+    except (ValueError, FileNotFoundError) as exc:
+        models.stop()
+        return _fail(str(exc))
     config = models.bench_config(seeds, _bench_dir(args, Path(router)))
     done: list[Any] = []
     try:

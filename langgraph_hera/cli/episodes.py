@@ -95,8 +95,11 @@ def _run(args: argparse.Namespace) -> int:
         models.start(need_edge=also_edge or args.policy != "always-cloud")
     except Exception as exc:
         return _fail(f"could not start the edge server: {exc}")
-    if kwargs.get("path") == "shipped":
-        kwargs["path"] = str(models.shipped_router(args.suite))
+    try:
+        kwargs = models.resolve_router(args.policy, kwargs, args.suite)
+    except ValueError as exc:
+        models.stop()
+        return _fail(str(exc))
     stamp = time.strftime("%Y%m%d-%H%M%S")
     out_dir = Path(args.out or f"runs/{args.suite}-{args.fold}-{args.policy}-{stamp}")
     runner = EpisodeRunner(
@@ -188,17 +191,18 @@ def _saving_line(routed: dict[str, Any], cloud: dict[str, Any]) -> str:
 
 
 def _with_shipped_router(points: list[Any], models: _Models, suite: str) -> list[Any]:
-    """``points`` with ``path=shipped`` replaced by the router shipped for the served edge on
-    ``suite`` (the point's label then names the file)."""
-    if not any(p.kwargs.get("path") == "shipped" for p in points):
-        return points
-    path = str(models.shipped_router(suite))
-    return [
-        dataclasses.replace(p, kwargs={**p.kwargs, "path": path})
-        if p.kwargs.get("path") == "shipped"
-        else p
+    """``points`` with the ``hera`` default (``path=shipped``) replaced by the router shipped
+    for the served edge on ``suite``: the point's label then names the file; one point per
+    label (``hera`` and ``hera:path=<that file>`` are one point).
+
+    Raises:
+        ValueError: That file does not load.
+    """
+    resolved = [
+        dataclasses.replace(p, kwargs=models.resolve_router(p.policy, p.kwargs, suite))
         for p in points
     ]
+    return list({p.label: p for p in resolved}.values())
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -219,7 +223,11 @@ def _bench(args: argparse.Namespace) -> int:
         models.start()
     except Exception as exc:
         return _fail(f"could not start the edge server: {exc}")
-    points = _with_shipped_router(points, models, args.suite)
+    try:
+        points = _with_shipped_router(points, models, args.suite)
+    except ValueError as exc:
+        models.stop()
+        return _fail(str(exc))
     config = models.bench_config(seeds, out_dir, failure_penalty_usd=args.failure_penalty_usd)
     try:
         _with_point_progress(

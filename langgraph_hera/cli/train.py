@@ -203,32 +203,37 @@ def _objective_line(args: argparse.Namespace, usd: Any, price: Any) -> str:
     )
 
 
-def _data_problem(records: list[dict], spec: Any) -> str | None:
-    """Why ``hera train`` cannot train ``spec`` on the ``--data`` records, or None: seeds
-    outside the train fold; ``spec.edge_margin`` with no recorded margin (the feature would be
-    constant, the router could learn nothing from it). A recording where only some proposals
-    lack a margin is said on stderr and trained on (the feature's missing flag marks them)."""
+def _data_problem(args: argparse.Namespace, records: list[dict], dev: list[dict]) -> str | None:
+    """Why ``hera train`` cannot train on the ``--data`` records, or None: seeds outside the
+    train fold; ``--edge-margin`` without the edge features, or with no recorded margin (the
+    feature would be constant: the router could learn nothing from it). Recordings where only
+    some proposals (train or dev) lack a margin are said on stderr and trained on (the
+    feature's missing flag marks them)."""
     from langgraph_hera.envs import FOLD_SEEDS
 
     bad = sorted({int(r["seed"]) for r in records} - set(FOLD_SEEDS["train"]))
     if bad:
         return f"--data must hold train seeds only (0-999); found {bad[:5]}"
-    if not spec.edge_margin:
+    if not args.edge_margin:
         return None
-    proposals = [r for r in records if r.get("edge_action") is not None]
-    with_margin = sum(r.get("edge_margin") is not None for r in proposals)
-    if proposals and not with_margin:
-        return (
-            f"--edge-margin: none of the {len(proposals)} edge proposals in --data carries an "
-            "edge_margin (recorded before margins were, or by a server without token "
-            "logprobs); record again with `hera record --also-edge` (choice or rank "
-            "decoding), or train without --edge-margin"
-        )
-    if with_margin < len(proposals):
-        _say(
-            f"warning: --edge-margin: {len(proposals) - with_margin} of {len(proposals)} edge "
-            "proposals in --data carry no edge_margin (marked by the feature's missing flag)"
-        )
+    if not args.edge_features:
+        return "--edge-margin needs the edge proposal features: drop --no-edge-features"
+    for recs, flag in ((records, "--data"), (dev, "--dev-data")):
+        proposals = [r for r in recs if r.get("edge_action") is not None]
+        with_margin = sum(r.get("edge_margin") is not None for r in proposals)
+        if flag == "--data" and not with_margin:
+            return (
+                f"--edge-margin: none of the {len(proposals)} edge proposals in --data carries "
+                "an edge_margin (recorded without --also-edge, before margins were, or by a "
+                "server without token logprobs); record with `hera record --also-edge` "
+                "(choice or rank decoding), or train without --edge-margin"
+            )
+        if with_margin < len(proposals):
+            _say(
+                f"warning: --edge-margin: {len(proposals) - with_margin} of {len(proposals)} "
+                f"edge proposals in {flag} carry no edge_margin (marked by the feature's "
+                "missing flag)"
+            )
     return None
 
 
@@ -283,13 +288,13 @@ def _train(args: argparse.Namespace) -> int:
             embedding_dim=dim if args.embedder == "hashed" else 384,
             edge=args.edge_features,
             edge_history=args.edge_history and args.edge_features,
-            edge_margin=bool(args.edge_margin),
+            edge_margin=bool(args.edge_margin) and args.edge_features,
         )
         records = [r for d in args.data for r in iter_steps(d)]
         dev = [r for d in args.dev_data for r in iter_steps(d)]
     except (FileNotFoundError, ValueError) as exc:
         return _fail(str(exc))
-    problem = _data_problem(records, spec)
+    problem = _data_problem(args, records, dev)
     if problem:
         return _fail(problem)
 
@@ -338,7 +343,8 @@ def _train(args: argparse.Namespace) -> int:
     if args.rounds:
         # The imitation-only router too, for the IL vs IL+RL ablation.
         il_path = Path(args.out).with_name(Path(args.out).stem + "-il.npz")
-        router.info.update({"rounds": 0, "labels": args.labels, "cloud_share": run.cloud_share})
+        stage1 = {"suite": args.suite, "rounds": 0, "labels": args.labels}
+        router.info.update({**stage1, "cloud_share": run.cloud_share})
         _say(f"stage-1 router: {router.save(il_path)}")
         out_dir = Path(args.rollout_dir or Path(args.out).with_suffix(".rollouts"))
         seeds = list(FOLD_SEEDS["train"])[args.offset : args.offset + args.episodes]
@@ -382,6 +388,7 @@ def _train(args: argparse.Namespace) -> int:
             models.stop()
     router.info.update(
         {
+            "suite": args.suite,
             "rounds": args.rounds,
             "lam": args.lam,
             "step_cost": args.step_cost,

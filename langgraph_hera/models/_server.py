@@ -18,6 +18,7 @@ import sys
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import weakref
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -489,9 +490,12 @@ def served_models(base_url: str, *, timeout: float = 5.0) -> list[dict[str, Any]
 
 
 def served_model_shape(base_url: str, model: str, *, timeout: float = 5.0) -> ModelShape | None:
-    """The size and KV shape of ``model`` as served at ``base_url``, when the server says where
-    its weights are (vLLM's ``root``) and they are readable here (a server on this machine, e.g.
-    ``hera serve``); None otherwise (a remote server, llama.cpp, no answer)."""
+    """The size and KV shape of ``model`` as served at ``base_url``, when the server runs on
+    this machine (a loopback URL, e.g. ``hera serve``) and says where its weights are (vLLM's
+    ``root``, readable here); None otherwise (a remote server, whose paths are not this
+    machine's; llama.cpp; no answer)."""
+    if not is_loopback(urllib.parse.urlsplit(base_url).hostname or ""):
+        return None
     for entry in served_models(base_url, timeout=timeout) or []:
         root = entry.get("root")
         if entry.get("id") == model and isinstance(root, str) and Path(root).exists():

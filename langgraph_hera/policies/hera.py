@@ -128,7 +128,7 @@ SHIPPED_ROUTERS: dict[tuple[str, str], Path] = {
 
 
 def shipped_router(edge_model: str | None = None, suite: str = "twc") -> Path:
-    """The shipped router file for the served edge ``edge_model`` on ``suite``.
+    """The shipped router file for the served edge ``edge_model`` (any case) on ``suite``.
 
     The one trained for that edge on that suite (`SHIPPED_ROUTERS`); else that edge's twc
     router (the other TextWorldExpress suites, cookingworld and coin, were measured with it);
@@ -136,9 +136,10 @@ def shipped_router(edge_model: str | None = None, suite: str = "twc") -> Path:
     twc). Whom a file is for is in it (`HeraRouter.models`): compare before trusting a
     fallback.
     """
-    for key in ((edge_model, suite), (edge_model, "twc")):
+    edge = (edge_model or "").lower()  # served names follow file names: any case
+    for key in ((edge, suite), (edge, "twc")):
         if key in SHIPPED_ROUTERS:
-            return SHIPPED_ROUTERS[key]  # type: ignore[index]
+            return SHIPPED_ROUTERS[key]
     return SHIPPED_ROUTER
 
 

@@ -224,7 +224,9 @@ def env_step(
         "edge_logprob": proposal.get("logprob", state.get("action_logprob"))
         if edge_action is not None
         else None,
-        "edge_margin": proposal.get("margin") if edge_action is not None else None,
+        "edge_margin": proposal.get("margin", state.get("action_margin"))
+        if edge_action is not None
+        else None,
         "cloud_action": cloud_action,
         "agree": None
         if edge_action is None or cloud_action is None

@@ -352,6 +352,7 @@ def _reused_proposal(state: dict[str, Any], env_node: str) -> Command | None:
         "action": proposal["action"],
         "action_valid": proposal["valid"],
         "action_logprob": proposal["logprob"],
+        "action_margin": proposal.get("margin"),
         "messages": [AIMessage(proposal["action"], name="edge")],
         "step": step + 1,
     }
@@ -424,6 +425,7 @@ class _ActionStep:
             "action": action,
             "action_valid": ok,
             "action_logprob": reply_logprob(reply),
+            "action_margin": reply_margin(reply),
             "messages": [AIMessage(action, name=target)],
             "ledger": [self.call.entry(reply, step, t0, state=state)],
             "step": step + 1,

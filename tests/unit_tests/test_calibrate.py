@@ -226,7 +226,7 @@ def test_calibrate_router_on_dev_games_writes_the_cheapest_qualifying_copy(env, 
     assert router.read_bytes() == before, "the input router is never overwritten"
     written = HeraRouter.load(out)
     assert written.threshold == 0.0
-    assert HeraRouter.load(router).threshold == result.threshold_before > 0.5
+    assert HeraRouter.load(router).threshold == result.threshold_before != written.threshold
     info = written.info["calibration"]
     assert info["method"] == "closed-loop dev" and info["suite"] == "twc"
     assert info["fold"] == "dev" and info["seeds"] == [10000, 10001]

@@ -232,9 +232,14 @@ def test_train_edge_margin_needs_recorded_margins(tmp_path, capsys) -> None:
     assert main([*base, "--edge-margin"]) == 0
     err = capsys.readouterr().err
     assert "10 of 72 edge proposals in --data carry no edge_margin" in err
-    assert HeraRouter(out).spec.edge_margin
+    assert HeraRouter(out).spec.edge_margin and HeraRouter(out).info["suite"] == "twc"
+    # Recordings without the edge's proposals at all (no --also-edge): refused too.
+    rows = [{k: v for k, v in r.items() if not k.startswith("edge_")} for r in rows]
+    steps.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert main([*base, "--edge-margin"]) == 2
+    assert "none of the 0 edge proposals" in capsys.readouterr().err
     assert main([*base, "--edge-margin", "--no-edge-features"]) == 2
-    assert "edge_margin=True needs edge=True" in capsys.readouterr().err
+    assert "--edge-margin needs the edge proposal features" in capsys.readouterr().err
     traces = ["train", "--traces", str(tmp_path), "--out", str(out), "--edge-margin"]
     assert main(traces) == 2
     assert "--edge-margin is a feature of text-action routers" in capsys.readouterr().err

@@ -485,6 +485,29 @@ def test_edge_margin_is_routed_on_and_recorded_in_a_thread(scripted, mode) -> No
         assert targets == ["cloud", "edge", "cloud", "edge"]
 
 
+@pytest.mark.parametrize("mode", ["invoke", "astream-updates"])
+def test_edge_margin_is_recorded_when_the_edge_acts_without_proposing(scripted, mode) -> None:
+    """A policy that decides before the edge (not edge-first): the edge's own steps still
+    record their margin (as their log-probability), the cloud's steps none."""
+    agent = create_text_agent(
+        edge=scripted(_edge_with_margins, name="edge"),
+        cloud=scripted("inc", name="gpt-4o"),
+        policy=TargetsPolicy(["edge", "cloud"]),
+        checkpointer=InMemorySaver(),
+    )
+    for k in range(2):
+        ctx = HeraContext(env=CounterEnv(goal=4), max_steps=6)
+        state = run_graph(agent, {"seed": k}, cloud_cfg(f"margin-late-{mode}"), mode, ctx)
+        traj = [r for r in state["trajectory"] if r.get("turn") == state["turn"]]
+        assert [r["target"] for r in traj] == ["edge", "cloud", "edge", "cloud"]
+        for rec in traj:
+            value = int(rec["observation"].rsplit(" ", 1)[-1])
+            if rec["target"] == "edge":
+                assert rec["edge_margin"] == pytest.approx(_margin_of(value)), rec
+            else:
+                assert rec["edge_margin"] is None, rec
+
+
 def test_edge_margin_of_two_threads_at_once(scripted) -> None:
     agent = create_text_agent(
         edge=scripted(_edge_with_margins, name="edge"),

@@ -244,3 +244,37 @@ def test_edge_first_routing_sees_the_proposal_and_reuses_it(scripted) -> None:
     assert edge.calls == 3 and cloud.calls == 1  # one proposal per step, never a second call
     assert [e["target"] for e in out["ledger"]] == ["edge", "edge", "cloud", "edge"]
     assert out["trajectory"][0]["action_logprob"] == pytest.approx(math.log(0.9))
+
+
+def _server_graphs(monkeypatch, **env: str) -> dict:
+    """The module LangGraph Server loads (graphs/agents.py), with ``env`` set."""
+    import runpy
+    from pathlib import Path
+
+    for key in ("HERA_POLICY", "HERA_ROUTER", "HERA_EDGE_MODEL", "OPENAI_API_KEY"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return runpy.run_path(str(Path(__file__).parents[2] / "graphs" / "agents.py"))
+
+
+def test_server_graphs_with_the_hera_policy_get_a_trained_router(monkeypatch, tmp_path) -> None:
+    """HERA_POLICY=hera: the text agent plays the router shipped for the served edge, a tool
+    agent needs HERA_ROUTER (an untrained router cannot decide), and HERA_ROUTER is played."""
+    from langgraph_hera.policies import shipped_router
+
+    qwen = "qwen2.5-coder-0.5b-instruct+qwen05-twc-alf-lora"
+    with pytest.raises(ValueError, match="HERA_POLICY=hera needs HERA_ROUTER"):
+        _server_graphs(monkeypatch, HERA_POLICY="hera", HERA_EDGE_MODEL=qwen)
+    router = str(shipped_router(qwen, "alfworld"))
+    module = _server_graphs(
+        monkeypatch, HERA_POLICY="hera", HERA_EDGE_MODEL=qwen, HERA_ROUTER=router
+    )
+    policy = module["_policy"](text_agent=False)
+    assert policy.fitted and policy.models["edge"] == qwen
+    assert round(policy.threshold, 3) == 0.170  # HERA_ROUTER's, the Qwen ALFWorld-style router
+    # Without HERA_ROUTER the text agent plays the one shipped for the edge (Qwen's twc: 0.4).
+    module["_policy"].__globals__["ROUTER"] = None
+    text = module["_policy"](text_agent=True)
+    assert text.fitted and text.models["edge"] == qwen and text.threshold == 0.4
+    assert _server_graphs(monkeypatch)["_policy"](text_agent=True).name == "threshold"

@@ -108,3 +108,14 @@ def test_shipped_router_follows_the_served_edge_and_suite() -> None:
     assert shipped_router(smol, "cookingworld") == SHIPPED_ROUTER
     # An edge no router was shipped for: SmolLM2's twc router (the CLI says so).
     assert shipped_router("my-edge", "alfworld") == SHIPPED_ROUTER
+
+
+def test_the_default_router_is_the_usd_objective_one_calibrated_on_dev() -> None:
+    """The default (SmolLM2, twc) router is the one BENCHMARKS measured: replay labels priced
+    in USD, IL + one RL round, threshold chosen by `hera calibrate --thresholds` on 20 twc dev
+    episodes (never on test seeds)."""
+    router = HeraRouter("shipped")
+    assert router.info["objective"] == "usd" and router.info["rounds"] == 1
+    cal = router.info["calibration"]
+    assert (cal["method"], cal["suite"], cal["fold"]) == ("closed-loop dev", "twc", "dev")
+    assert cal["seeds"] == list(range(10000, 10020)) and router.threshold == cal["threshold"] == 0.5
