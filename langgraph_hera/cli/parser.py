@@ -110,7 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
                 "--policy",
                 default="hera",
                 help=f"one of: {', '.join(available_policies())} (hera: the router shipped "
-                "for the served edge and --suite, unless --policy-arg path=FILE)",
+                "for the served edge and --suite, or the edge's twc router on a suite without one, "
+                "unless --policy-arg path=FILE)",
             )
             p.add_argument(
                 "--policy-arg", action="append", default=[], metavar="K=V", help="policy keyword"
