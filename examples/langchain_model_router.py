@@ -2,14 +2,16 @@
 
     python examples/langchain_model_router.py                     # starts the embedded edge
     python examples/langchain_model_router.py --edge-url http://127.0.0.1:PORT/v1  # yours
-    python examples/langchain_model_router.py --policy hera        # the shipped Hera router
+    python examples/langchain_model_router.py --router router.npz  # your trained Hera router
 
 `ModelRouterMiddleware` (beta) picks one model per run from the latest user request, by asking
 its classifier (a LangChain `BaseDecisionModel`) a choice between named models.
 `HeraDecisionModel` is that classifier, answered by a routing policy: here `TaskLevelRouter`
-(longer requests are harder, cloud from ~40 words) or, with ``--policy hera``, the shipped
-Hera router. The cloud is `gpt-4o` when OPENAI_API_KEY is set; without a key the edge server
-plays both sides (the routing is the same).
+(longer requests are harder, cloud from ~40 words) or, with ``--router FILE``, a `HeraRouter`
+trained on your own chat traffic (`hera train --traces`; examples/train_router_on_your_agent.py
+writes one). The routers shipped with the package are trained on text games, not chat
+requests, so none is offered here. The cloud is `gpt-4o` when OPENAI_API_KEY is set; without
+a key the edge server plays both sides (the routing is the same).
 """
 
 from __future__ import annotations
@@ -40,10 +42,15 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--edge-url", default=None, help="default: start the embedded model")
     parser.add_argument("--edge-model", default="smollm2-135m-instruct")
-    parser.add_argument("--policy", choices=["task-level", "hera"], default="task-level")
+    parser.add_argument(
+        "--router",
+        default=None,
+        help="a Hera router trained on your chat traces (hera train --traces); "
+        "default: the task-level baseline",
+    )
     args = parser.parse_args()
 
-    policy = HeraRouter("shipped") if args.policy == "hera" else TaskLevelRouter(0.5)
+    policy = HeraRouter(args.router) if args.router else TaskLevelRouter(0.5)
     with edge_endpoint(args.edge_url, args.edge_model) as (url, model_name):
         edge = edge_chat_model(url, model_name, max_tokens=64)
         if os.environ.get("OPENAI_API_KEY"):

@@ -281,9 +281,10 @@ class _Models:
 
         path = shipped_router(self.edge_name, suite)
         edge, trained_on = next(k for k, v in SHIPPED_ROUTERS.items() if v == path)
-        if edge == (self.edge_name or "").lower() and trained_on == suite:
+        this_edge = edge == (self.edge_name or "").lower()
+        if this_edge and trained_on == suite:
             print(f"router: {path.name} (shipped for this edge on {suite})", file=sys.stderr)
-        elif edge == (self.edge_name or "").lower():
+        elif this_edge:
             print(
                 f"router: {path.name} (shipped for this edge on {trained_on}; none on {suite})",
                 file=sys.stderr,

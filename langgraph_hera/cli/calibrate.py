@@ -127,8 +127,9 @@ def _calibrate_episodes(args: argparse.Namespace) -> int:
     except Exception as exc:
         return _fail(f"could not start the edge server: {exc}")
     try:  # "shipped": the router shipped for the served edge on this suite
-        router = models.resolve_router("hera", {"path": router}, args.suite)["path"]
-        points = points_of(router)
+        resolved = models.resolve_router("hera", {"path": router}, args.suite)["path"]
+        if resolved != router:
+            router, points = resolved, points_of(resolved)
     except (ValueError, FileNotFoundError) as exc:
         models.stop()
         return _fail(str(exc))

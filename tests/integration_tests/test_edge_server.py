@@ -85,6 +85,22 @@ def test_vllm_properties(vllm_server: EdgeServer) -> None:
     assert pid is not None and os.getpgid(pid) == pid  # its own process group
 
 
+def test_served_model_shape_from_a_real_vllm(vllm_server: EdgeServer) -> None:
+    """``--edge-url`` without ``--model``: the shape comes from the weights vLLM names as the
+    served model's ``root`` in ``GET /v1/models`` (the merged SmolLM2 here), not an assumption."""
+    from langgraph_hera.models._server import served_model_shape, served_models
+
+    entries = served_models(vllm_server.base_url)
+    assert entries and entries[0]["id"] == vllm_server.model_name
+    shape = served_model_shape(vllm_server.base_url, vllm_server.model_name)
+    assert shape is not None
+    assert (shape.n_layers, shape.n_kv_heads, shape.head_dim) == (30, 3, 64)
+    assert 134e6 < shape.n_params < 135e6
+    assert shape == vllm_server.model_shape
+    # A name the server does not serve has no shape (not SmolLM2's by default).
+    assert served_model_shape(vllm_server.base_url, "not-served") is None
+
+
 def test_vllm_chat_usage_matches_server(vllm_server: EdgeServer) -> None:
     _check_chat_usage(vllm_server)
 
