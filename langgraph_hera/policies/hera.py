@@ -120,6 +120,9 @@ SHIPPED_ROUTER = _ARTIFACTS / "hera-twc.npz"
 SHIPPED_ROUTERS: dict[tuple[str, str], Path] = {
     ("smollm2-135m-instruct+smollm2-twx-lora", "twc"): SHIPPED_ROUTER,
     ("smollm2-135m-instruct+smollm2-twx-lora", "alfworld"): _ARTIFACTS / "hera-alfworld.npz",
+    ("smollm2-135m-instruct+smollm2-twx-lora", "cookingworld"): _ARTIFACTS
+    / "hera-cookingworld.npz",
+    ("smollm2-135m-instruct+smollm2-twx-lora", "coin"): _ARTIFACTS / "hera-coin.npz",
     ("qwen2.5-coder-0.5b-instruct+qwen05-twc-alf-lora", "twc"): _ARTIFACTS / "hera-qwen05-twc.npz",
     ("qwen2.5-coder-0.5b-instruct+qwen05-twc-alf-lora", "alfworld"): (
         _ARTIFACTS / "hera-qwen05-alfworld.npz"
@@ -131,10 +134,9 @@ def shipped_router(edge_model: str | None = None, suite: str = "twc") -> Path:
     """The shipped router file for the served edge ``edge_model`` (any case) on ``suite``.
 
     The one trained for that edge on that suite (`SHIPPED_ROUTERS`); else that edge's twc
-    router (the other TextWorldExpress suites, cookingworld and coin, were measured with it);
-    else, for an edge no router was shipped for (or ``None``), `SHIPPED_ROUTER` (SmolLM2's, on
-    twc). Whom a file is for is in it (`HeraRouter.models`): compare before trusting a
-    fallback.
+    router (the Qwen edge's on cookingworld and coin, where it was measured); else, for an
+    edge no router was shipped for (or ``None``), `SHIPPED_ROUTER` (SmolLM2's, on twc). Whom
+    a file is for is in it (`HeraRouter.models`): compare before trusting a fallback.
     """
     edge = (edge_model or "").lower()  # served names follow file names: any case
     for key in ((edge, suite), (edge, "twc")):

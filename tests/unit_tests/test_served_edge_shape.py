@@ -177,6 +177,12 @@ def test_supervision_report_defaults_to_smollm2(tmp_path) -> None:
             "router: hera-qwen05-twc.npz (shipped for this edge on twc; none on coin)",
         ),
         (
+            "smollm2-135m-instruct+smollm2-twx-lora",
+            "coin",
+            "hera-hera-coin",
+            "router: hera-coin.npz (shipped for this edge on coin)",
+        ),
+        (
             "my-edge",
             "twc",
             "hera-hera-twc",

@@ -103,11 +103,29 @@ def test_shipped_router_follows_the_served_edge_and_suite() -> None:
     assert shipped_router(smol, "twc") == SHIPPED_ROUTER == shipped_router()
     assert shipped_router(smol, "alfworld") == artifacts / "hera-alfworld.npz"
     assert shipped_router(qwen, "alfworld") == artifacts / "hera-qwen05-alfworld.npz"
-    # A suite no router was trained on: the edge's twc router (cookingworld, coin).
+    assert shipped_router(smol, "coin") == artifacts / "hera-coin.npz"
+    assert shipped_router(smol.upper(), "cookingworld") == artifacts / "hera-cookingworld.npz"
+    # A suite no router was trained on for this edge: the edge's twc router.
     assert shipped_router(qwen, "coin") == artifacts / "hera-qwen05-twc.npz"
-    assert shipped_router(smol, "cookingworld") == SHIPPED_ROUTER
+    assert shipped_router(qwen, "cookingworld") == artifacts / "hera-qwen05-twc.npz"
     # An edge no router was shipped for: SmolLM2's twc router (the CLI says so).
     assert shipped_router("my-edge", "alfworld") == SHIPPED_ROUTER
+
+
+def test_the_cookingworld_and_coin_routers_were_trained_and_calibrated_on_their_suite() -> None:
+    """The SmolLM2 routers BENCHMARKS measured on cookingworld and coin: trained on that
+    suite's train seeds (USD labels, IL + one RL round), the threshold chosen in the closed
+    loop on its 20 dev episodes (0.4 on both)."""
+    from langgraph_hera.policies.hera import SHIPPED_ROUTERS
+
+    for suite in ("cookingworld", "coin"):
+        router = HeraRouter(SHIPPED_ROUTERS[("smollm2-135m-instruct+smollm2-twx-lora", suite)])
+        assert router.info["suite"] == suite and router.info["objective"] == "usd"
+        assert router.info["rounds"] == 1
+        cal = router.info["calibration"]
+        assert cal["seeds"] == list(range(10000, 10020))
+        assert router.threshold == cal["threshold"] == 0.4
+        assert all(row["success"] >= 0.95 for row in cal["table"] if row["threshold"] == 0.4)
 
 
 def test_the_default_router_is_the_usd_objective_one_calibrated_on_dev() -> None:
