@@ -9,9 +9,9 @@ its classifier (a LangChain `BaseDecisionModel`) a choice between named models.
 `HeraDecisionModel` is that classifier, answered by a routing policy: here `TaskLevelRouter`
 (longer requests are harder, cloud from ~40 words) or, with ``--router FILE``, a `HeraRouter`
 trained on your own chat traffic (`hera train --traces`; examples/train_router_on_your_agent.py
-writes one). The routers shipped with the package are trained on text games, not chat
-requests, so none is offered here. The cloud is `gpt-4o` when OPENAI_API_KEY is set; without
-a key the edge server plays both sides (the routing is the same).
+--out DIR leaves one in DIR/router.npz). The routers shipped with the package are trained on
+text games, not chat requests, so none is offered here. The cloud is `gpt-4o` when
+OPENAI_API_KEY is set; without a key the edge server plays both sides (the routing is the same).
 """
 
 from __future__ import annotations

@@ -86,14 +86,18 @@ def test_vllm_properties(vllm_server: EdgeServer) -> None:
 
 
 def test_served_model_shape_from_a_real_vllm(vllm_server: EdgeServer) -> None:
-    """``--edge-url`` without ``--model``: the shape comes from the weights vLLM names as the
-    served model's ``root`` in ``GET /v1/models`` (the merged SmolLM2 here), not an assumption."""
+    """What ``hera`` reads for ``--edge-url`` without ``--model`` (`served_model_shape`): the
+    shape of the weights vLLM names as the served model's ``root`` in ``GET /v1/models`` (the
+    merged SmolLM2 here), read from its files, not SmolLM2's assumed defaults."""
+    from langgraph_hera.accounting.ledger import DEFAULT_EDGE_PARAMS
     from langgraph_hera.models._server import served_model_shape, served_models
 
     entries = served_models(vllm_server.base_url)
     assert entries and entries[0]["id"] == vllm_server.model_name
+    assert Path(entries[0]["root"]).is_dir()
     shape = served_model_shape(vllm_server.base_url, vllm_server.model_name)
     assert shape is not None
+    assert shape.n_params != DEFAULT_EDGE_PARAMS  # counted from the weights, not the default
     assert (shape.n_layers, shape.n_kv_heads, shape.head_dim) == (30, 3, 64)
     assert 134e6 < shape.n_params < 135e6
     assert shape == vllm_server.model_shape

@@ -59,3 +59,27 @@ def test_example_runs(name: str, vllm_server, tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-4000:]
     alternatives = expected if isinstance(expected, tuple) else (expected,)
     assert any(e in proc.stdout for e in alternatives), proc.stdout[-3000:]
+
+
+def test_model_router_example_plays_a_router_trained_on_traces(vllm_server, tmp_path: Path) -> None:
+    """`langchain_model_router.py --router FILE` with the router that
+    `train_router_on_your_agent.py --out DIR` leaves: every request is decided by that Hera
+    router (its reason names its p(needs cloud)), not by the task-level baseline."""
+    env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
+    env["LANGSMITH_TRACING"] = "false"
+    served = ["--edge-url", vllm_server.base_url, "--edge-model", vllm_server.model_name]
+
+    def run(name: str, *args: str) -> str:
+        proc = subprocess.run(
+            [sys.executable, str(EXAMPLES / name), *served, *args],
+            capture_output=True, text=True, timeout=900, env=env, cwd=tmp_path,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr[-4000:]
+        return proc.stdout
+
+    run("train_router_on_your_agent.py", "--out", str(tmp_path / "trained"))
+    router = tmp_path / "trained" / "router.npz"
+    assert router.is_file()
+    out = run("langchain_model_router.py", "--router", str(router))
+    assert out.count("hera p(needs cloud)") == 2, out[-3000:]
+    assert "requests routed: {" in out

@@ -205,3 +205,30 @@ def test_bench_and_run_play_the_router_shipped_for_the_served_edge(
     assert (out / label / "episodes.jsonl").is_file()
     rc = main(["run", *common, "--no-baseline", "--out", str(tmp_path / "run")])
     assert rc == 0 and said in capsys.readouterr().err
+
+
+def test_calibrate_shipped_calibrates_the_router_shipped_for_the_served_edge_and_suite(
+    fake_edge, tmp_path, capsys
+):
+    """`hera calibrate --policy-arg path=shipped` on coin with the SmolLM2 edge plays and
+    writes the coin router (not the twc one): its points, its file, the suite in the copy."""
+    from langgraph_hera.policies import HeraRouter
+    from langgraph_hera.policies.hera import SHIPPED_ROUTERS
+
+    out, bench = tmp_path / "coin-cal.npz", tmp_path / "bench"
+    rc = main([
+        "calibrate", "--suite", "coin", "--fold", "dev", "--episodes", "1", "--max-steps", "2",
+        "--edge-url", fake_edge.url, "--edge-model", "smollm2-135m-instruct+smollm2-twx-lora",
+        "--edge-decoding", "free", "--policy-arg", "path=shipped", "--thresholds", "0,0.4",
+        "--min-success-ratio", "1", "--out", str(out), "--bench-dir", str(bench),
+    ])  # fmt: skip
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    assert "router: hera-coin.npz (shipped for this edge on coin)" in captured.err
+    assert (bench / "hera-hera-coin-t0.4" / "episodes.jsonl").is_file()
+    assert not any(p.name.startswith("hera-hera-twc") for p in bench.iterdir())
+    written = HeraRouter.load(out)
+    shipped = HeraRouter.load(SHIPPED_ROUTERS[("smollm2-135m-instruct+smollm2-twx-lora", "coin")])
+    assert written.info["calibration"]["suite"] == "coin"
+    assert written.threshold == 0.0  # every step on the cloud keeps always-cloud's success
+    assert written.info["n_train"] == shipped.info["n_train"]
