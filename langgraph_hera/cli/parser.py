@@ -263,7 +263,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--policies",
         default="random,threshold,task-level",
         help="comma-separated (always-edge and always-cloud are always played; hera: the "
-        "router shipped for the served edge and --suite, unless hera:path=FILE)",
+        "router shipped for the served edge and --suite, or the edge's twc router on a suite "
+        "without one, unless hera:path=FILE)",
     )
     bench.add_argument("--sweep", action="store_true", help="sweep the tunable policies")
     bench.add_argument(

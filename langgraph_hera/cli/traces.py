@@ -122,7 +122,10 @@ def add_trace_commands(sub: argparse._SubParsersAction, train: argparse.Argument
         "closed loop on played dev episodes (--thresholds)",
     )
     cal.add_argument(
-        "--router", default=None, help="router file (.npz) (closed loop: or --policy-arg path=)"
+        "--router",
+        default=None,
+        help="router file (.npz), or shipped: the one shipped for the served edge and --suite "
+        "(closed loop, with --out; or --policy-arg path=)",
     )
     cal.add_argument("--traces", default=None, help="replayed dev trace store (offline)")
     cal.add_argument("--cloud-share", type=float, default=None, help="offline (--traces)")
