@@ -114,19 +114,19 @@ _ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 #: The router shipped for the embedded edge (adapted SmolLM2) and the expert stand-in on twc;
 #: ``HeraRouter("shipped")`` loads it.
 SHIPPED_ROUTER = _ARTIFACTS / "hera-twc.npz"
+_SMOLLM2_EDGE = "smollm2-135m-instruct+smollm2-twx-lora"
+_QWEN05_EDGE = "qwen2.5-coder-0.5b-instruct+qwen05-twc-alf-lora"
 #: Every router shipped with the package, by the served edge it was trained for (the name
 #: ``hera serve`` gives the model: base + adapter) and the suite it was trained and calibrated
 #: on, against the expert stand-in (docs/BENCHMARKS.md has each file's numbers).
 SHIPPED_ROUTERS: dict[tuple[str, str], Path] = {
-    ("smollm2-135m-instruct+smollm2-twx-lora", "twc"): SHIPPED_ROUTER,
-    ("smollm2-135m-instruct+smollm2-twx-lora", "alfworld"): _ARTIFACTS / "hera-alfworld.npz",
-    ("smollm2-135m-instruct+smollm2-twx-lora", "cookingworld"): _ARTIFACTS
-    / "hera-cookingworld.npz",
-    ("smollm2-135m-instruct+smollm2-twx-lora", "coin"): _ARTIFACTS / "hera-coin.npz",
-    ("qwen2.5-coder-0.5b-instruct+qwen05-twc-alf-lora", "twc"): _ARTIFACTS / "hera-qwen05-twc.npz",
-    ("qwen2.5-coder-0.5b-instruct+qwen05-twc-alf-lora", "alfworld"): (
-        _ARTIFACTS / "hera-qwen05-alfworld.npz"
-    ),
+    (_SMOLLM2_EDGE, "twc"): SHIPPED_ROUTER,
+    (_SMOLLM2_EDGE, "alfworld"): _ARTIFACTS / "hera-alfworld.npz",
+    (_SMOLLM2_EDGE, "cookingworld"): _ARTIFACTS / "hera-cookingworld.npz",
+    (_SMOLLM2_EDGE, "coin"): _ARTIFACTS / "hera-coin.npz",
+    (_QWEN05_EDGE, "twc"): _ARTIFACTS / "hera-qwen05-twc.npz",
+    (_QWEN05_EDGE, "alfworld"): _ARTIFACTS / "hera-qwen05-alfworld.npz",
+    (_QWEN05_EDGE, "coin"): _ARTIFACTS / "hera-qwen05-coin.npz",
 }
 
 
@@ -134,7 +134,7 @@ def shipped_router(edge_model: str | None = None, suite: str = "twc") -> Path:
     """The shipped router file for the served edge ``edge_model`` (any case) on ``suite``.
 
     The one trained for that edge on that suite (`SHIPPED_ROUTERS`); else that edge's twc
-    router (the Qwen edge's on cookingworld and coin, where it was measured); else, for an
+    router (the Qwen edge's on cookingworld, where it was measured); else, for an
     edge no router was shipped for (or ``None``), `SHIPPED_ROUTER` (SmolLM2's, on twc). Whom
     a file is for is in it (`HeraRouter.models`): compare before trusting a fallback.
     """

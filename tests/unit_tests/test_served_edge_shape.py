@@ -172,9 +172,9 @@ def test_supervision_report_defaults_to_smollm2(tmp_path) -> None:
         ),
         (
             "qwen2.5-coder-0.5b-instruct+qwen05-twc-alf-lora",
-            "coin",
+            "cookingworld",
             "hera-hera-qwen05-twc",
-            "router: hera-qwen05-twc.npz (shipped for this edge on twc; none on coin)",
+            "router: hera-qwen05-twc.npz (shipped for this edge on twc; none on cookingworld)",
         ),
         (
             "smollm2-135m-instruct+smollm2-twx-lora",

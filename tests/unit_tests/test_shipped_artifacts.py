@@ -59,7 +59,11 @@ def test_the_routers_for_the_qwen_edge_load_and_name_their_edge() -> None:
     import numpy as np
 
     artifacts = SHIPPED_ADAPTER.parent
-    for name, threshold in (("hera-qwen05-alfworld", 0.170), ("hera-qwen05-twc", 0.400)):
+    for name, threshold in (
+        ("hera-qwen05-alfworld", 0.170),
+        ("hera-qwen05-twc", 0.400),
+        ("hera-qwen05-coin", 0.700),
+    ):
         router = get_policy("hera", path=str(artifacts / f"{name}.npz"))
         assert round(router.threshold, 3) == threshold  # calibrated on dev, as measured
         meta = json.loads(str(np.load(artifacts / f"{name}.npz")["meta"]))
@@ -108,31 +112,41 @@ def test_shipped_router_follows_the_served_edge_and_suite() -> None:
     assert shipped_router(smol, "coin") == artifacts / "hera-coin.npz"
     assert shipped_router(smol.upper(), "cookingworld") == artifacts / "hera-cookingworld.npz"
     # A suite no router was trained on for this edge: the edge's twc router.
-    assert shipped_router(qwen, "coin") == artifacts / "hera-qwen05-twc.npz"
+    assert shipped_router(qwen, "coin") == artifacts / "hera-qwen05-coin.npz"
     assert shipped_router(qwen, "cookingworld") == artifacts / "hera-qwen05-twc.npz"
     # An edge no router was shipped for: SmolLM2's twc router (the CLI says so).
     assert shipped_router("my-edge", "alfworld") == SHIPPED_ROUTER
 
 
 def test_the_cookingworld_and_coin_routers_were_trained_and_calibrated_on_their_suite() -> None:
-    """The SmolLM2 routers BENCHMARKS measured on cookingworld and coin: trained on that
-    suite's train seeds (USD labels, IL + one RL round), the threshold chosen in the closed
-    loop on its 20 dev episodes (0.4 on both)."""
+    """The routers BENCHMARKS measured on cookingworld and coin (SmolLM2 on both, the Qwen edge
+    on coin): trained on that suite's train seeds (USD labels, IL + one RL round), the
+    threshold chosen in the closed loop on its 20 dev episodes."""
     from langgraph_hera.policies.hera import SHIPPED_ROUTERS
 
-    # Always-cloud's and the chosen point's cloud USD on those dev episodes (BENCHMARKS).
-    measured = {"cookingworld": (0.21344, 0.2029175), "coin": (0.0384325, 0.0328125)}
-    for suite in ("cookingworld", "coin"):
-        router = HeraRouter(SHIPPED_ROUTERS[("smollm2-135m-instruct+smollm2-twx-lora", suite)])
+    smol, qwen = (
+        "smollm2-135m-instruct+smollm2-twx-lora",
+        "qwen2.5-coder-0.5b-instruct+qwen05-twc-alf-lora",
+    )
+    # The chosen threshold, always-cloud's and the chosen point's cloud USD on those dev
+    # episodes (BENCHMARKS).
+    measured = {
+        (smol, "cookingworld"): (0.4, 0.21344, 0.2029175),
+        (smol, "coin"): (0.4, 0.0384325, 0.0328125),
+        (qwen, "coin"): (0.7, 0.0384325, 0.01344),
+    }
+    for (edge, suite), (threshold, *usd_measured) in measured.items():
+        router = HeraRouter(SHIPPED_ROUTERS[(edge, suite)])
+        assert router.models["edge"] == edge
         assert router.info["suite"] == suite and router.info["objective"] == "usd"
         assert router.info["rounds"] == 1
         cal = router.info["calibration"]
         assert cal["seeds"] == list(range(10000, 10020))
-        assert router.threshold == cal["threshold"] == 0.4
-        (chosen,) = [row for row in cal["table"] if row["threshold"] == 0.4]
+        assert router.threshold == cal["threshold"] == threshold
+        (chosen,) = [row for row in cal["table"] if row["threshold"] == threshold]
         assert chosen["success"] >= 0.95
         usd = (cal["always_cloud"]["cloud_usd"], chosen["cloud_usd"])
-        assert usd == pytest.approx(measured[suite])
+        assert usd == pytest.approx(usd_measured, abs=5e-6)
 
 
 def test_the_default_router_is_the_usd_objective_one_calibrated_on_dev() -> None:
